@@ -1,0 +1,339 @@
+"""The ``dso`` command: fetch, list plugins, replay recorded responses."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from ._config import Config
+from ._errors import ConfigError, DsoError
+from ._orchestrator import Orchestrator, open_orchestrator
+from ._plugins import Plugins, load_plugins
+from ._results import FetchResult
+
+
+CONFIG_ENV = "DSO_CONFIG"
+"""Names the configuration file when ``--config`` is not given."""
+
+_DEFAULT_CONFIG = "dso.toml"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dso`` command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        status: int = args.run(args, console)
+    except (DsoError, LookupError, ValueError, TypeError) as exc:
+        console.print(f"[red]dso: {exc}[/red]")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dso", description="Fetch data from outside APIs, the careful way."
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    fetch = commands.add_parser("fetch", help="fetch keys and print a table")
+    fetch.add_argument("keys", nargs="+", metavar="KEY")
+    fetch.add_argument("-n", "--namespace", required=True)
+    fetch.add_argument("-p", "--providers", help="comma-separated, in order")
+    mode = fetch.add_mutually_exclusive_group()
+    mode.add_argument("--merge", action="store_true", help="merge all providers")
+    mode.add_argument("--batch", action="store_true", help="one batch call")
+    fetch.add_argument("--min-providers", type=int)
+    fetch.add_argument("--tier")
+    fetch.add_argument("--timeout", type=float)
+    fetch.add_argument(
+        "--no-stale", action="store_true", help="never serve stale data"
+    )
+    _add_config_option(fetch)
+    fetch.add_argument("--report", type=Path, help="also write the results as JSON")
+    fetch.set_defaults(run=_run_fetch)
+
+    plugins = commands.add_parser("plugins", help="list what plugins provide")
+    _add_config_option(plugins)
+    plugins.set_defaults(run=_run_plugins)
+
+    replay = commands.add_parser("replay", help="serve recorded responses")
+    replay.add_argument("--routes", type=Path, action="append", default=[])
+    replay.add_argument("--fixtures", type=Path)
+    replay.add_argument("--host", default="127.0.0.1")
+    replay.add_argument("--port", type=int, default=0)
+    replay.add_argument("--url-file", type=Path, help="write the URL here")
+    _add_config_option(replay)
+    replay.set_defaults(run=_run_replay)
+    return parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        help=f"TOML configuration (default: ${CONFIG_ENV} or ./{_DEFAULT_CONFIG})",
+    )
+
+
+def _load_cli_config(path: Path | None) -> Config:
+    """Read the configuration, with the command line's own defaults.
+
+    The command line keeps its cache in a SQLite file unless the file says
+    otherwise, so that a second run is served from the first one's cache.
+    """
+    if path is None:
+        path = Path(os.environ.get(CONFIG_ENV, _DEFAULT_CONFIG))
+        if not path.exists():
+            return Config.from_dict(_with_cli_defaults({}))
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+    try:
+        return Config.from_dict(_with_cli_defaults(data))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _with_cli_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    cache = data.setdefault("cache", {})
+    if isinstance(cache, dict) and "backend" not in cache:
+        cache["backend"] = "sqlite"
+        cache.setdefault("path", str(_default_cache_path()))
+
+    return data
+
+
+def _default_cache_path() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dso" / "cache.sqlite3"
+
+
+def _run_fetch(args: argparse.Namespace, console: Console) -> int:
+    config = _load_cli_config(args.config)
+    results, statistics = trio.run(_fetch, config, args)
+    summarize = _summarizer(load_plugins(config.plugins), args.namespace)
+
+    console.print(_results_table(results, args.namespace, summarize))
+    console.print(_summary_line(results, statistics))
+    if args.report is not None:
+        _write_report(args.report, results, statistics)
+
+    return 0 if all(result.ok for result in results) else 1
+
+
+async def _fetch(
+    config: Config, args: argparse.Namespace
+) -> tuple[list[FetchResult[Any]], Any]:
+    providers = args.providers.split(",") if args.providers else None
+    async with open_orchestrator(config) as orchestrator:
+        results = await _fetch_with(orchestrator, args, providers)
+        return results, orchestrator.statistics()
+
+
+async def _fetch_with(
+    orchestrator: Orchestrator, args: argparse.Namespace, providers: list[str] | None
+) -> list[FetchResult[Any]]:
+    common: dict[str, Any] = {
+        "namespace": args.namespace,
+        "tier": args.tier,
+        "allow_stale": not args.no_stale,
+    }
+    if args.timeout is not None:
+        common["timeout"] = args.timeout
+
+    if args.batch:
+        provider = providers[0] if providers else None
+        fallbacks = providers[1:] if providers else ()
+        batch = await orchestrator.batch_fetch(
+            args.keys, provider, fallback_providers=fallbacks, **common
+        )
+        return list(batch.values())
+
+    results = []
+    for key in dict.fromkeys(args.keys):
+        if args.merge:
+            result = await orchestrator.fetch_with_merge(
+                key, providers, min_providers=args.min_providers, **common
+            )
+        else:
+            result = await orchestrator.fetch_with_fallback(key, providers, **common)
+
+        results.append(result)
+
+    return results
+
+
+def _summarizer(plugins: Plugins, namespace: str) -> Callable[[Any], str]:
+    offered = plugins.namespaces().get(namespace)
+    if offered is not None and offered.item.summarize is not None:
+        summarize: Callable[[Any], str] = offered.item.summarize
+        return summarize
+
+    return _summarize
+
+
+def _results_table(
+    results: Sequence[FetchResult[Any]],
+    namespace: str,
+    summarize: Callable[[Any], str],
+) -> Table:
+    table = Table(title=f"dso fetch: {namespace}", title_justify="left")
+    for column in ("key", "value", "source", "cache", "age", "errors"):
+        table.add_column(column, overflow="fold")
+
+    for result in results:
+        table.add_row(
+            result.key,
+            summarize(result.data) if result.ok else "[red]no data[/red]",
+            result.source or "-",
+            _cache_state(result),
+            "-" if result.age is None else f"{result.age:.0f}s",
+            "\n".join(
+                f"{attempt.provider}: {attempt.code.name}"
+                + (f" ({attempt.message})" if attempt.message else "")
+                for attempt in result.errors
+                if attempt.code is not None
+            ),
+        )
+
+    return table
+
+
+def _cache_state(result: FetchResult[Any]) -> str:
+    if result.stale:
+        return "[yellow]stale[/yellow]"
+
+    if result.cached:
+        return "hit"
+
+    if result.partial:
+        return "partial"
+
+    return "fresh" if result.ok else "-"
+
+
+def _summarize(value: object) -> str:
+    if attrs.has(type(value)):
+        fields = attrs.asdict(value, recurse=False)  # type: ignore[arg-type]
+        shown = [f"{name}={item}" for name, item in fields.items() if item is not None]
+        return _shorten(" ".join(shown))
+
+    if isinstance(value, list | tuple):
+        first = _summarize(value[0]) if value else ""
+        return _shorten(f"{len(value)} items" + (f"; first: {first}" if first else ""))
+
+    return _shorten(repr(value))
+
+
+def _shorten(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _summary_line(results: Sequence[FetchResult[Any]], statistics: Any) -> str:
+    hits = sum(1 for result in results if result.cached and not result.stale)
+    stale = sum(1 for result in results if result.stale)
+    failed = sum(1 for result in results if not result.ok)
+    fetched = len(results) - hits - stale - failed
+    calls = ", ".join(
+        f"{name} {count}" for name, count in statistics.provider_calls.items() if count
+    )
+    return (
+        f"{len(results)} keys: {hits} from cache, {fetched} fetched, "
+        f"{stale} stale, {failed} without data; "
+        f"provider calls: {calls or 'none'}"
+    )
+
+
+_REPORT_CONVERTER = cattrs.Converter()
+_REPORT_CONVERTER.register_unstructure_hook(dt.datetime, dt.datetime.isoformat)
+_REPORT_CONVERTER.register_unstructure_hook(dt.date, dt.date.isoformat)
+
+
+def _write_report(
+    path: Path, results: Sequence[FetchResult[Any]], statistics: Any
+) -> None:
+    report = {
+        "results": [_REPORT_CONVERTER.unstructure(result) for result in results],
+        "statistics": _REPORT_CONVERTER.unstructure(statistics),
+    }
+    path.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+
+def _run_plugins(args: argparse.Namespace, console: Console) -> int:
+    config = _load_cli_config(args.config)
+    plugins = load_plugins(config.plugins)
+    console.print(_plugins_table(plugins))
+    return 0
+
+
+def _plugins_table(plugins: Plugins) -> Table:
+    table = Table(title="dso plugins", title_justify="left")
+    for column in ("kind", "name", "distribution", "version", "plugin"):
+        table.add_column(column)
+
+    groups = [
+        ("provider", plugins.provider_factories()),
+        ("cache backend", plugins.cache_backends()),
+        ("namespace", plugins.namespaces()),
+    ]
+    for kind, offered in groups:
+        for name in sorted(offered):
+            plugin = offered[name].plugin
+            table.add_row(kind, name, plugin.distribution, plugin.version, plugin.name)
+
+    return table
+
+
+def _run_replay(args: argparse.Namespace, console: Console) -> int:
+    from .testing import find_fixtures_dir, load_routes, serve_replay
+
+    config = _load_cli_config(args.config)
+    route_files = args.routes or load_plugins(config.plugins).replay_routes()
+    if not route_files:
+        raise ConfigError("no route files: pass --routes or install a plugin")
+
+    routes = [route for path in route_files for route in load_routes(path)]
+    fixtures = find_fixtures_dir(args.fixtures)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            serve = functools.partial(
+                serve_replay, routes, fixtures, host=args.host, port=args.port
+            )
+            server = await nursery.start(serve)
+            console.print(f"replaying {len(routes)} routes from {fixtures}")
+            console.print(f"listening on {server.url}")
+            if args.url_file is not None:
+                args.url_file.write_text(server.url, encoding="utf-8")
+
+    trio.run(run)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Configuration: what a TOML file (or a dict) says, structured and checked.
+
+A configuration file looks like this::
+
+    [cache]
+    backend = "sqlite"
+    path = "dso-cache.sqlite3"
+
+    [providers.tiingo]
+    base_url = "https://api.tiingo.com"
+    api_key_env = "TIINGO_API_KEY"
+    timeout = 5
+
+    [namespaces.quotes]
+    providers = ["tiingo", "yahoo"]
+    ttl = { fresh = 60, stale = 86400, tiers = { premium = 15 } }
+
+An invalid file fails with one `ConfigError` whose message names the path
+of every bad field, for example
+``providers.tiingo.timeout: expected a number, got "fast"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.errors import ForbiddenExtraKeysError
+
+from ._errors import ConfigError
+
+
+class _FieldError(ValueError):
+    """A validator's complaint about one field, which it names."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value > 0:
+        raise _FieldError(attribute.name, f"must be greater than 0, got {value!r}")
+
+
+def _not_negative(
+    instance: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None and not value >= 0:
+        raise _FieldError(attribute.name, f"must not be negative, got {value!r}")
+
+
+@attrs.frozen
+class BreakerSettings:
+    """A provider's circuit breaker.
+
+    Attributes:
+        threshold: Consecutive failures that open the breaker.
+        reset_after: Seconds the breaker stays open before a trial call.
+        half_open_max_calls: Trial calls admitted at once while half-open.
+    """
+
+    threshold: int = attrs.field(default=5, validator=_positive)
+    reset_after: float = attrs.field(default=30.0, validator=_positive)
+    half_open_max_calls: int = attrs.field(default=1, validator=_positive)
+
+
+@attrs.frozen
+class ProviderSettings:
+    """One provider's configuration section.
+
+    Attributes:
+        name: The provider's name, the key of its section.
+        type: Which provider factory builds it; defaults to *name*.
+        base_url: Where the provider's API lives; ``None`` lets the
+            provider use its public default.
+        api_key: The credential. Never shown in ``repr``, logs or errors.
+        api_key_env: An environment variable to read the key from when
+            ``api_key`` is not given.
+        timeout: Seconds one attempt may take.
+        max_concurrency: Calls to this provider in flight at once.
+        breaker: The circuit breaker's settings.
+        options: Anything else the provider understands.
+    """
+
+    name: str = ""
+    type: str = ""
+    base_url: str | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
+    api_key_env: str | None = None
+    timeout: float = attrs.field(default=10.0, validator=_positive)
+    max_concurrency: int = attrs.field(default=10, validator=_positive)
+    breaker: BreakerSettings = BreakerSettings()
+    options: dict[str, Any] = attrs.Factory(dict)
+
+    @property
+    def kind(self) -> str:
+        """The provider factory's name."""
+        return self.type or self.name
+
+
+@attrs.frozen
+class TtlSettings:
+    """How long a namespace's entries stay fresh, and then stale.
+
+    Attributes:
+        fresh: Seconds an entry is served as fresh.
+        stale: Seconds after that it may still be served as stale.
+        partial: Freshness of a merge built from fewer than all
+            providers; defaults to a quarter of *fresh*.
+        tiers: Freshness by tier name, overriding *fresh*.
+    """
+
+    fresh: float = attrs.field(default=60.0, validator=_not_negative)
+    stale: float = attrs.field(default=3600.0, validator=_not_negative)
+    partial: float | None = attrs.field(default=None, validator=_not_negative)
+    tiers: dict[str, float] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class NamespaceSettings:
+    """One namespace's configuration.
+
+    Attributes:
+        providers: The default provider chain, in order of preference.
+        version: Part of every cache key; bumping it invalidates the
+            namespace without a scan.
+        ttl: Freshness and stale windows.
+        min_providers: Successes a merge needs.
+    """
+
+    providers: list[str] = attrs.Factory(list)
+    version: int = 1
+    ttl: TtlSettings = TtlSettings()
+    min_providers: int = attrs.field(default=1, validator=_positive)
+
+
+@attrs.frozen
+class CacheSettings:
+    """The cache backend.
+
+    Attributes:
+        backend: The backend factory's name (``memory``, ``sqlite`` or one
+            a plugin provides).
+        prefix: The first part of every cache key.
+        max_entries: The memory backend's bound.
+        path: The SQLite backend's database file.
+        options: Anything else the backend understands.
+    """
+
+    backend: str = "memory"
+    prefix: str = "dso"
+    max_entries: int = attrs.field(default=10_000, validator=_positive)
+    path: str | None = None
+    options: dict[str, Any] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class PluginSettings:
+    """Which plugins are loaded from entry points.
+
+    Attributes:
+        autoload: Load plugins advertised under the ``dso`` entry-point
+            group. The ``DSO_PLUGINS`` environment variable overrides
+            this: ``0`` switches autoloading off, a comma-separated list
+            limits it to those entry-point or distribution names.
+        only: When set, load only these entry-point or distribution names.
+    """
+
+    autoload: bool = True
+    only: list[str] | None = None
+
+
+@attrs.frozen
+class Config:
+    """The whole configuration of an orchestrator.
+
+    Attributes:
+        providers: Provider sections by name.
+        namespaces: Namespace sections by name.
+        cache: The cache backend.
+        plugins: Plugin loading.
+        timeout: Default seconds a whole fetch may take (``None``: no
+            limit beyond the per-attempt timeouts).
+        user_agent: Sent by the shared HTTP client.
+    """
+
+    providers: dict[str, ProviderSettings] = attrs.Factory(dict)
+    namespaces: dict[str, NamespaceSettings] = attrs.Factory(dict)
+    cache: CacheSettings = CacheSettings()
+    plugins: PluginSettings = PluginSettings()
+    timeout: float | None = attrs.field(default=None, validator=_not_negative)
+    user_agent: str = "dso (+https://pypi.org/project/dso/)"
+
+    def provider_settings(self, name: str) -> ProviderSettings:
+        """Return the section for provider *name*, or the defaults."""
+        settings = self.providers.get(name)
+        if settings is None:
+            return ProviderSettings(name=name)
+
+        return settings
+
+    def namespace_settings(self, name: str) -> NamespaceSettings:
+        """Return the section for namespace *name*, or the defaults."""
+        return self.namespaces.get(name, NamespaceSettings())
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, environ: Mapping[str, str] | None = None
+    ) -> Config:
+        """Structure and check a configuration from plain data.
+
+        Args:
+            data: The parsed TOML (or equivalent) document.
+            environ: Where ``api_key_env`` variables are looked up;
+                defaults to the process environment.
+
+        Raises:
+            ConfigError: A field is missing, unknown or of the wrong type.
+        """
+        if not isinstance(data, Mapping):
+            raise ConfigError("expected a table at the top level")
+
+        try:
+            config = _CONVERTER.structure(dict(data), cls)
+        except Exception as exc:
+            raise ConfigError(_describe(exc)) from None
+
+        return config._with_names_and_keys(os.environ if environ is None else environ)
+
+    def _with_names_and_keys(self, environ: Mapping[str, str]) -> Config:
+        providers = {}
+        for name, section in self.providers.items():
+            api_key = section.api_key
+            if api_key is None and section.api_key_env:
+                api_key = environ.get(section.api_key_env)
+
+            providers[name] = attrs.evolve(section, name=name, api_key=api_key)
+
+        return attrs.evolve(self, providers=providers)
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and check a TOML configuration file.
+
+    Raises:
+        ConfigError: The file cannot be read, is not TOML, or is invalid;
+            the message names the file and the bad field.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+    try:
+        return Config.from_dict(data, environ=environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _strict(
+    python_type: type, accepts: tuple[type, ...], expected: str
+) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, _: Any) -> Any:
+        if isinstance(value, bool) and bool not in accepts:
+            raise _BadValue(expected, value)
+
+        if not isinstance(value, accepts):
+            raise _BadValue(expected, value)
+
+        return python_type(value)
+
+    return structure
+
+
+class _BadValue(ValueError):
+    def __init__(self, expected: str, value: Any) -> None:
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        super().__init__(f"expected {expected}, got {shown}")
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(float, _strict(float, (int, float), "a number"))
+    converter.register_structure_hook(int, _strict(int, (int,), "an integer"))
+    converter.register_structure_hook(str, _strict(str, (str,), "a string"))
+    converter.register_structure_hook(bool, _strict(bool, (bool,), "true or false"))
+    return converter
+
+
+_CONVERTER = _make_converter()
+
+
+def _describe(exc: BaseException) -> str:
+    lines = cattrs.transform_error(exc, path="$", format_exception=_format_leaf)
+    return "; ".join(_tidy_path(line) for line in lines)
+
+
+def _format_leaf(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, ForbiddenExtraKeysError):
+        return f"unknown field {', '.join(sorted(exc.extra_fields))}"
+
+    if isinstance(exc, _FieldError):
+        return f"{_FIELD_MARK}{exc.field}{_FIELD_MARK}{exc}"
+
+    if isinstance(exc, KeyError):
+        return "required field missing"
+
+    if isinstance(exc, AttributeError):
+        # cattrs reads a mapping's items(); anything else lacks them.
+        return "expected a table"
+
+    if isinstance(exc, ValueError | TypeError) and str(exc):
+        return str(exc)
+
+    return f"invalid value ({type(exc).__name__})"
+
+
+_FIELD_MARK = "\x00"
+
+
+def _tidy_path(line: str) -> str:
+    # cattrs writes "message @ $.providers['tiingo'].timeout"; we want the
+    # dotted path a user would type in TOML, first.
+    message, _, path = line.rpartition(" @ ")
+    path = path.removeprefix("$").removeprefix(".")
+    path = path.replace("['", ".").replace("']", "").replace("[", ".").replace("]", "")
+    path = path.lstrip(".")
+    if message.startswith(_FIELD_MARK):
+        _, field, message = message.split(_FIELD_MARK, 2)
+        path = f"{path}.{field}".lstrip(".")
+    if not path:
+        return message
+
+    return f"{path}: {message}"
+
+

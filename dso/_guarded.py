@@ -1,0 +1,202 @@
+"""A provider behind its circuit breaker, bulkhead and per-attempt timeout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar, cast
+
+import httpx
+import trio
+
+from ._breaker import BreakerTransition, CircuitBreaker, Permit
+from ._config import ProviderSettings
+from ._errors import ErrorCode, ProviderError
+from ._http import error_from_http
+from ._provider import BatchProvider, Provider, ProviderContext
+from ._results import Attempt
+
+
+V = TypeVar("V")
+
+logger = logging.getLogger("dso")
+
+# A NOT_FOUND is a healthy provider's honest answer, so the breaker counts
+# it as a success.
+_HEALTHY_CODES = frozenset({ErrorCode.NOT_FOUND})
+
+
+class GuardedProvider:
+    """Calls a provider the careful way.
+
+    Every attempt asks the breaker first, waits for a place in the
+    provider's bulkhead (a `trio.CapacityLimiter`), runs under a cancel
+    scope bounded by the attempt timeout and the caller's deadline, and
+    turns whatever happened into an `Attempt`.
+
+    Args:
+        provider: The provider to call.
+        settings: Its configuration section.
+        http: The shared HTTP client, handed to the provider.
+        on_transition: Called with the breaker's state changes.
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        settings: ProviderSettings,
+        http: httpx.AsyncClient,
+        *,
+        on_transition: Callable[[BreakerTransition], None] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.settings = settings
+        self.breaker = CircuitBreaker(
+            provider.name,
+            clock=trio.current_time,
+            threshold=settings.breaker.threshold,
+            reset_after=settings.breaker.reset_after,
+            half_open_max_calls=settings.breaker.half_open_max_calls,
+            on_transition=on_transition,
+        )
+        self.limiter = trio.CapacityLimiter(settings.max_concurrency)
+        self.calls = 0
+        self._http = http
+
+    @property
+    def name(self) -> str:
+        """The provider's name."""
+        return self.provider.name
+
+    @property
+    def max_batch_size(self) -> int | None:
+        """The provider's batch size, or ``None`` if it cannot batch."""
+        if not isinstance(self.provider, BatchProvider):
+            return None
+
+        return max(1, int(self.provider.max_batch_size))
+
+    async def fetch(
+        self, key: str, *, namespace: str, deadline: float
+    ) -> tuple[object | None, Attempt]:
+        """Try to fetch one key; return the value (or ``None``) and the attempt."""
+
+        async def call(ctx: ProviderContext) -> object:
+            return await self.provider.fetch(key, ctx)
+
+        return await self._attempt(call, namespace=namespace, deadline=deadline)
+
+    async def fetch_batch(
+        self, keys: Sequence[str], *, namespace: str, deadline: float
+    ) -> tuple[Mapping[str, object] | None, Attempt]:
+        """Try to fetch a chunk of keys in one call."""
+        provider = cast(BatchProvider, self.provider)
+
+        async def call(ctx: ProviderContext) -> Mapping[str, object]:
+            found = await provider.fetch_batch(keys, ctx)
+            if not isinstance(found, Mapping):
+                raise ProviderError(
+                    ErrorCode.INVALID_RESPONSE,
+                    f"fetch_batch returned {type(found).__name__}, not a mapping",
+                )
+
+            return found
+
+        return await self._attempt(
+            call, namespace=namespace, deadline=deadline, keys=len(keys)
+        )
+
+    async def _attempt(
+        self,
+        call: Callable[[ProviderContext], Awaitable[V]],
+        *,
+        namespace: str,
+        deadline: float,
+        keys: int = 1,
+    ) -> tuple[V | None, Attempt]:
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            skipped = Attempt(
+                self.name, ErrorCode.CIRCUIT_OPEN, "circuit breaker is open", keys=keys
+            )
+            return None, skipped
+
+        self.calls += 1
+        started = trio.current_time()
+        settled = False
+        try:
+            value = await self._call_in_time(call, namespace, deadline)
+        except ProviderError as exc:
+            self._settle_failure(permit, exc.code)
+            settled = True
+            return None, self._attempt_record(exc, started, keys)
+        else:
+            self.breaker.record_success(permit)
+            settled = True
+            duration = trio.current_time() - started
+            return value, Attempt(self.name, duration=duration, keys=keys)
+        finally:
+            # Only a cancellation from outside gets here unsettled: it says
+            # nothing about the provider's health.
+            if not settled:
+                self.breaker.release(permit)
+
+    async def _call_in_time(
+        self,
+        call: Callable[[ProviderContext], Awaitable[V]],
+        namespace: str,
+        deadline: float,
+    ) -> V:
+        timeout = self.settings.timeout
+        attempt_deadline = min(deadline, trio.current_time() + timeout)
+        ctx = ProviderContext(self._http, self.settings, namespace, attempt_deadline)
+
+        with trio.move_on_at(attempt_deadline) as scope:
+            async with self.limiter:
+                return await self._translated(call, ctx)
+
+        if scope.cancelled_caught:
+            raise ProviderError(
+                ErrorCode.TIMEOUT, "no answer in time", provider=self.name
+            )
+
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _translated(
+        self, call: Callable[[ProviderContext], Awaitable[V]], ctx: ProviderContext
+    ) -> V:
+        try:
+            value = await call(ctx)
+        except ProviderError:
+            raise
+        except httpx.HTTPError as exc:
+            raise error_from_http(exc, provider=self.name) from exc
+        except Exception as exc:
+            # A bug in the provider: it fails like an outage would, and the
+            # traceback goes to the log, not to the caller's result.
+            logger.warning(
+                "provider %s raised %s", self.name, type(exc).__name__, exc_info=True
+            )
+            message = f"provider raised {type(exc).__name__}"
+            raise ProviderError(
+                ErrorCode.UNAVAILABLE, message, provider=self.name
+            ) from exc
+
+        if value is None:
+            raise ProviderError(
+                ErrorCode.INVALID_RESPONSE, "provider returned None", provider=self.name
+            )
+
+        return value
+
+    def _settle_failure(self, permit: Permit, code: ErrorCode) -> None:
+        if code in _HEALTHY_CODES:
+            self.breaker.record_success(permit)
+        else:
+            self.breaker.record_failure(permit)
+
+    def _attempt_record(
+        self, exc: ProviderError, started: float, keys: int
+    ) -> Attempt:
+        duration = trio.current_time() - started
+        return Attempt(self.name, exc.code, exc.message, duration=duration, keys=keys)

@@ -1,0 +1,65 @@
+"""What a namespace is: a kind of data with its value type and merge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._config import NamespaceSettings
+from ._merge import Merge
+
+
+@attrs.frozen
+class Namespace:
+    """A kind of data, such as ``quotes`` or ``news``.
+
+    Plugins declare namespaces through the ``dso_namespaces`` hook; the
+    configuration adds provider chains and TTLs under the same name.
+
+    Attributes:
+        name: Used in configuration, cache keys and telemetry.
+        value_type: The type every value of the namespace has, so that a
+            cached value comes back as the same type (an attrs class, a
+            ``tuple[Article, ...]``, ``dict[str, float]``...).
+        merge: How `fetch_with_merge` combines several providers' values
+            when the caller names no strategy.
+        description: One line for ``dso plugins``.
+        summarize: Renders a value in a few words for ``dso fetch``'s
+            table; a generic rendering is used without it.
+    """
+
+    name: str
+    value_type: Any = object
+    merge: Merge[Any] | None = None
+    description: str = ""
+    summarize: Callable[[Any], str] | None = None
+
+
+@attrs.frozen
+class BoundNamespace:
+    """A namespace as one orchestrator uses it: its spec and its settings.
+
+    Attributes:
+        spec: What the plugins declared (value type, default merge).
+        settings: What the configuration says (providers, version, TTLs).
+    """
+
+    spec: Namespace
+    settings: NamespaceSettings
+
+    @property
+    def name(self) -> str:
+        """The namespace's name."""
+        return self.spec.name
+
+    @property
+    def version(self) -> int:
+        """The version part of its cache keys."""
+        return self.settings.version
+
+    @property
+    def value_type(self) -> Any:
+        """The type of its values."""
+        return self.spec.value_type

@@ -1,0 +1,632 @@
+"""The orchestrator: the three fetch strategies over shared machinery."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
+from collections.abc import Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Final
+
+import attrs
+import httpx
+import trio
+
+from ._batch import BatchRun
+from ._breaker import BreakerState, BreakerTransition
+from ._cache import CacheBackend, WallClock
+from ._clock import TrioWallClock
+from ._codec import Codec
+from ._config import Config
+from ._errors import ConfigError, OrchestratorClosed
+from ._guarded import GuardedProvider
+from ._inflight import InflightCalls
+from ._merge import Merge
+from ._namespace import BoundNamespace, Namespace
+from ._plugins import Plugins, load_plugins
+from ._provider import Provider
+from ._results import CACHE_SOURCE, DEADLINE_PASSED, Attempt, BatchResult, FetchResult
+from ._ttl import TtlTable
+from ._typed_cache import CachedValue, TypedCache
+
+
+logger = logging.getLogger("dso")
+
+
+class _UseDefault(enum.Enum):
+    USE_DEFAULT = enum.auto()
+
+
+USE_DEFAULT: Final = _UseDefault.USE_DEFAULT
+"""Means "the orchestrator's configured value", unlike ``None``, which
+switches a limit off."""
+
+
+@attrs.frozen
+class OrchestratorStatistics:
+    """A snapshot of what an orchestrator has done since it opened.
+
+    Attributes:
+        cache_hits: Fresh values served from the cache.
+        cache_misses: Lookups that found nothing fresh.
+        stale_served: Stale values served because providers failed.
+        cache_errors: Cache backend operations that failed.
+        provider_calls: Calls that reached a provider, by provider.
+        dedup_joins: Requests that joined a call already in flight.
+        breakers: Each provider's breaker state.
+    """
+
+    cache_hits: int
+    cache_misses: int
+    stale_served: int
+    cache_errors: int
+    provider_calls: dict[str, int]
+    dedup_joins: int
+    breakers: dict[str, BreakerState]
+
+
+class Orchestrator:
+    """Fetches data for keys through caches and providers.
+
+    Made by `open_orchestrator`, never directly; pass it down to the code
+    that needs it, as you would a nursery.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        plugins: Plugins,
+        namespaces: dict[str, BoundNamespace],
+        providers: dict[str, GuardedProvider],
+        cache: TypedCache,
+        http: httpx.AsyncClient,
+        nursery: trio.Nursery,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self._namespaces = namespaces
+        self._providers = providers
+        self._cache = cache
+        self._http = http
+        self._inflight: InflightCalls[FetchResult[Any]] = InflightCalls(nursery)
+        self._factories = plugins.provider_factories()
+        self._stale_served = 0
+        self._closed = False
+
+    async def fetch_with_fallback(
+        self,
+        key: str,
+        providers: Sequence[str] | None = None,
+        *,
+        namespace: str,
+        tier: str | None = None,
+        allow_stale: bool = False,
+        timeout: float | None | _UseDefault = USE_DEFAULT,
+    ) -> FetchResult[Any]:
+        """Return the value for *key* from the cache or the first provider that has it.
+
+        A fresh cached value is returned at once. Otherwise the providers
+        are tried in order, skipping any whose breaker is open; the first
+        success is cached and returned. Concurrent calls for the same key
+        share one provider call.
+
+        Args:
+            key: What to fetch (a ticker, an id...).
+            providers: Provider names in order of preference; defaults to
+                the namespace's configured chain.
+            namespace: Selects the value type, TTLs and cache key prefix.
+            tier: Selects a TTL row (fresher data for some callers).
+            allow_stale: When every provider fails, return the newest
+                expired value still held, marked stale.
+            timeout: Seconds the whole call may take; ``None`` for no
+                limit; by default the configuration's ``timeout``.
+
+        Returns:
+            The result; ``data`` is ``None`` when nothing could be had, and
+            ``attempts`` says why.
+
+        Raises:
+            OrchestratorClosed: The orchestrator has shut down.
+            LookupError: A provider or namespace name is unknown.
+        """
+        space = self._namespace(namespace)
+        chain = self._chain(providers, space)
+        deadline = self._deadline(timeout)
+
+        cached = await self._cache.read(space, key, tier)
+        if cached is not None and cached.fresh:
+            return _from_cache(key, space, cached)
+
+        names = tuple(guarded.name for guarded in chain)
+
+        async def fetch() -> FetchResult[Any]:
+            return await self._fallback(key, space, chain, deadline)
+
+        result = await self._shared(
+            ("fallback", space.name, key, names), fetch, key, space, deadline
+        )
+        return self._with_stale(result, cached, allow_stale)
+
+    async def fetch_with_merge(
+        self,
+        key: str,
+        providers: Sequence[str] | None = None,
+        *,
+        namespace: str,
+        merge: Merge[Any] | None = None,
+        min_providers: int | None = None,
+        tier: str | None = None,
+        allow_stale: bool = False,
+        timeout: float | None | _UseDefault = USE_DEFAULT,
+    ) -> FetchResult[Any]:
+        """Call every provider at once and merge what they return.
+
+        Each provider runs under its own timeout; one's failure cancels no
+        other. A merge built from fewer than all providers is marked
+        ``partial`` and stays fresh in the cache for a shorter time.
+
+        Args:
+            key: What to fetch.
+            providers: Provider names, in merge priority; defaults to the
+                namespace's configured chain.
+            namespace: Selects the value type, TTLs and default merge.
+            merge: The strategy; defaults to the namespace's.
+            min_providers: Successes needed; defaults to the namespace's
+                setting. With fewer, ``data`` is ``None``.
+            tier: Selects a TTL row.
+            allow_stale: Fall back to a stale value when the merge fails.
+            timeout: Seconds the whole call may take (see
+                `fetch_with_fallback`).
+
+        Raises:
+            OrchestratorClosed: The orchestrator has shut down.
+            LookupError: A provider or namespace name is unknown.
+            ValueError: No merge strategy is given or declared.
+        """
+        space = self._namespace(namespace)
+        chain = self._chain(providers, space)
+        deadline = self._deadline(timeout)
+        strategy = merge or space.spec.merge
+        if strategy is None:
+            raise ValueError(f"namespace {space.name!r} declares no merge; pass one")
+
+        needed = space.settings.min_providers if min_providers is None else min_providers
+        if not 1 <= needed <= len(chain):
+            raise ValueError(
+                f"min_providers must be between 1 and {len(chain)}, got {needed}"
+            )
+
+        cached = await self._cache.read(space, key, tier)
+        if cached is not None and cached.fresh:
+            return _from_cache(key, space, cached)
+
+        names = tuple(guarded.name for guarded in chain)
+
+        async def fetch() -> FetchResult[Any]:
+            return await self._merge(key, space, chain, strategy, needed, deadline)
+
+        result = await self._shared(
+            ("merge", space.name, key, names, strategy, needed),
+            fetch,
+            key,
+            space,
+            deadline,
+        )
+        return self._with_stale(result, cached, allow_stale)
+
+    async def batch_fetch(
+        self,
+        keys: Iterable[str],
+        provider: str | None = None,
+        *,
+        namespace: str,
+        fallback_providers: Sequence[str] = (),
+        tier: str | None = None,
+        allow_stale: bool = False,
+        timeout: float | None | _UseDefault = USE_DEFAULT,
+    ) -> BatchResult[Any]:
+        """Fetch many keys with as few provider calls as possible.
+
+        Duplicate keys are fetched once. The cache is read in one round
+        trip; the misses are split into chunks of the provider's
+        ``max_batch_size`` and fetched concurrently within its concurrency
+        limit (a provider that cannot batch is called per key). A key a
+        chunk did not return is a per-key NOT_FOUND; keys that failed may
+        fall back, one by one, to *fallback_providers*.
+
+        Args:
+            keys: The keys, in the order wanted.
+            provider: The batch provider; defaults to the first of the
+                namespace's chain.
+            namespace: Selects the value type and TTLs.
+            fallback_providers: Tried per key for the keys that failed.
+            tier: Selects a TTL row.
+            allow_stale: Serve stale values for keys that failed.
+            timeout: Seconds the whole batch may take.
+
+        Raises:
+            OrchestratorClosed: The orchestrator has shut down.
+            LookupError: A provider or namespace name is unknown.
+        """
+        space = self._namespace(namespace)
+        primary = self._chain(None if provider is None else [provider], space)[0]
+        fallbacks = self._chain(fallback_providers, space) if fallback_providers else []
+        deadline = self._deadline(timeout)
+
+        run = BatchRun(
+            space=space,
+            primary=primary,
+            fallbacks=fallbacks,
+            cache=self._cache,
+            fallback=self._fallback,
+            deadline=deadline,
+        )
+        with trio.move_on_at(deadline) as scope:
+            await run.run(_distinct(keys), tier)
+
+        result = run.result(allow_stale, timed_out=scope.cancelled_caught)
+        self._stale_served += result.summary.stale
+        return result
+
+    async def invalidate(self, namespace: str, key: str) -> None:
+        """Remove the cached value of *key* in *namespace*."""
+        space = self._namespace(namespace)
+        await self._cache.backend.delete(self._cache.key_for(space, key))
+
+    def statistics(self) -> OrchestratorStatistics:
+        """Return counters since the orchestrator opened."""
+        counters = self._cache.counters
+        return OrchestratorStatistics(
+            cache_hits=counters.hits,
+            cache_misses=counters.misses,
+            stale_served=self._stale_served,
+            cache_errors=counters.errors,
+            provider_calls={name: p.calls for name, p in self._providers.items()},
+            dedup_joins=self._inflight.statistics().joins,
+            breakers={name: p.breaker.state for name, p in self._providers.items()},
+        )
+
+    def provider(self, name: str) -> GuardedProvider:
+        """Return the guarded provider *name*, building it if needed."""
+        self._check_open()
+        guarded = self._providers.get(name)
+        if guarded is not None:
+            return guarded
+
+        offered = self._factories.get(name)
+        if offered is None:
+            known = ", ".join(sorted({*self._providers, *self._factories}))
+            raise LookupError(f"unknown provider {name!r}; known: {known}")
+
+        settings = self.config.provider_settings(name)
+        guarded = _guard(offered.item(settings), settings, self._http)
+        self._providers[name] = guarded
+        return guarded
+
+    def _close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OrchestratorClosed("the orchestrator is closed")
+
+    def _namespace(self, name: str) -> BoundNamespace:
+        self._check_open()
+        space = self._namespaces.get(name)
+        if space is None:
+            known = ", ".join(sorted(self._namespaces)) or "none"
+            raise LookupError(f"unknown namespace {name!r}; known: {known}")
+
+        return space
+
+    def _chain(
+        self, names: Sequence[str] | None, space: BoundNamespace
+    ) -> list[GuardedProvider]:
+        if isinstance(names, str):
+            raise TypeError("providers must be a sequence of names, not a string")
+
+        if names is None:
+            names = space.settings.providers
+
+        if not names:
+            raise ValueError(
+                f"no providers given, and namespace {space.name!r} configures none"
+            )
+
+        return [self.provider(name) for name in names]
+
+    def _deadline(self, timeout: float | None | _UseDefault) -> float:
+        if timeout is USE_DEFAULT:
+            timeout = self.config.timeout
+
+        if timeout is None:
+            return math.inf
+
+        if timeout < 0:
+            raise ValueError(f"timeout must not be negative, got {timeout}")
+
+        return trio.current_time() + timeout
+
+    async def _shared(
+        self,
+        call_key: Hashable,
+        fetch: Callable[[], Awaitable[FetchResult[Any]]],
+        key: str,
+        space: BoundNamespace,
+        deadline: float,
+    ) -> FetchResult[Any]:
+        # TODO: a waiter that joins a call inherits the first caller's
+        # deadline for the providers; the waiter's own deadline only bounds
+        # its wait. Issue 4 gives each shared call the latest deadline.
+        with trio.move_on_at(deadline):
+            return await self._inflight.call(call_key, fetch)
+
+        return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
+
+    async def _fallback(
+        self,
+        key: str,
+        space: BoundNamespace,
+        chain: Sequence[GuardedProvider],
+        deadline: float,
+    ) -> FetchResult[Any]:
+        attempts = []
+        for guarded in chain:
+            if trio.current_time() >= deadline:
+                break
+
+            value, attempt = await guarded.fetch(
+                key, namespace=space.name, deadline=deadline
+            )
+            attempts.append(attempt)
+            if value is not None:
+                await self._cache.write(space, key, value, partial=False)
+                return FetchResult(
+                    key,
+                    space.name,
+                    value,
+                    source=guarded.name,
+                    age=0.0,
+                    sources=(guarded.name,),
+                    attempts=tuple(attempts),
+                )
+
+        return FetchResult(key, space.name, attempts=tuple(attempts))
+
+    async def _merge(
+        self,
+        key: str,
+        space: BoundNamespace,
+        chain: Sequence[GuardedProvider],
+        merge: Merge[Any],
+        needed: int,
+        deadline: float,
+    ) -> FetchResult[Any]:
+        outcomes: list[tuple[object | None, Attempt]] = [
+            (None, Attempt(guarded.name)) for guarded in chain
+        ]
+
+        async def attempt(index: int, guarded: GuardedProvider) -> None:
+            outcomes[index] = await guarded.fetch(
+                key, namespace=space.name, deadline=deadline
+            )
+
+        async with trio.open_nursery() as nursery:
+            for index, guarded in enumerate(chain):
+                nursery.start_soon(attempt, index, guarded)
+
+        attempts = tuple(attempt for _, attempt in outcomes)
+        successes = [
+            (guarded.name, value)
+            for guarded, (value, _) in zip(chain, outcomes, strict=True)
+            if value is not None
+        ]
+        if len(successes) < needed:
+            return FetchResult(key, space.name, attempts=attempts)
+
+        value = merge(successes)
+        partial = len(successes) < len(chain)
+        await self._cache.write(space, key, value, partial=partial)
+        sources = tuple(name for name, _ in successes)
+        return FetchResult(
+            key,
+            space.name,
+            value,
+            source="+".join(sources),
+            age=0.0,
+            partial=partial,
+            sources=sources,
+            attempts=attempts,
+        )
+
+    def _with_stale(
+        self, result: FetchResult[Any], cached: CachedValue | None, allow_stale: bool
+    ) -> FetchResult[Any]:
+        if result.ok or not allow_stale or cached is None:
+            return result
+
+        self._stale_served += 1
+        return attrs.evolve(
+            result,
+            data=cached.value,
+            source=CACHE_SOURCE,
+            cached=True,
+            stale=True,
+            age=cached.age,
+        )
+
+
+@asynccontextmanager
+async def open_orchestrator(
+    config: Config | None = None,
+    *,
+    providers: Iterable[Provider] = (),
+    namespaces: Iterable[Namespace] = (),
+    plugins: Iterable[object] = (),
+    cache: CacheBackend | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> AsyncIterator[Orchestrator]:
+    """Open an orchestrator, and close everything it opened on exit.
+
+    It opens the cache backend, the shared HTTP client and a nursery for
+    background work. Leaving the block cancels that work and closes them.
+
+    Args:
+        config: The configuration; the defaults when omitted.
+        providers: Provider instances to use besides those the
+            configuration builds (their settings are looked up by name).
+        namespaces: Namespaces to declare besides the plugins' ones.
+        plugins: Plugin objects to register besides the discovered ones.
+        cache: A backend to use instead of the configured one; the caller
+            keeps ownership of it.
+        http: An HTTP client to share instead of opening one; the caller
+            keeps ownership of it.
+
+    Raises:
+        ConfigError: The configuration names an unknown provider type or
+            cache backend.
+    """
+    config = Config() if config is None else config
+    loaded = load_plugins(config.plugins, extra=plugins)
+    spaces = _bind_namespaces(config, loaded, namespaces)
+
+    async with AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(_open_http(config))
+
+        clock = TrioWallClock()
+        if cache is None:
+            cache = await stack.enter_async_context(_open_backend(config, loaded, clock))
+
+        typed_cache = TypedCache(
+            cache, Codec(), TtlTable.from_config(config), clock, config.cache.prefix
+        )
+        guarded = _guard_all(config, loaded, providers, http)
+        body_error: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            orchestrator = Orchestrator(
+                config=config,
+                plugins=loaded,
+                namespaces=spaces,
+                providers=guarded,
+                cache=typed_cache,
+                http=http,
+                nursery=nursery,
+            )
+            try:
+                yield orchestrator
+            except BaseException as exc:
+                # Raised again below, outside the nursery, so the caller's
+                # own errors reach it as themselves, not wrapped in an
+                # exception group.
+                body_error = exc
+            finally:
+                orchestrator._close()
+                nursery.cancel_scope.cancel()
+
+        if body_error is not None:
+            raise body_error
+
+
+def _from_cache(key: str, space: BoundNamespace, cached: CachedValue) -> FetchResult[Any]:
+    return FetchResult(
+        key, space.name, cached.value, source=CACHE_SOURCE, cached=True, age=cached.age
+    )
+
+
+def _distinct(keys: Iterable[str]) -> list[str]:
+    if isinstance(keys, str):
+        raise TypeError("keys must be an iterable of strings, not a string")
+
+    distinct = list(dict.fromkeys(keys))
+    for key in distinct:
+        if not isinstance(key, str):
+            raise TypeError(f"keys must be strings, got {key!r}")
+
+    return distinct
+
+
+def _bind_namespaces(
+    config: Config, plugins: Plugins, extra: Iterable[Namespace]
+) -> dict[str, BoundNamespace]:
+    specs = {name: offered.item for name, offered in plugins.namespaces().items()}
+    specs.update((namespace.name, namespace) for namespace in extra)
+    for name in config.namespaces:
+        specs.setdefault(name, Namespace(name))
+
+    return {
+        name: BoundNamespace(spec, config.namespace_settings(name))
+        for name, spec in specs.items()
+    }
+
+
+def _open_http(config: Config) -> httpx.AsyncClient:
+    # No httpx timeout: every attempt runs under a trio cancel scope, which
+    # bounds connecting, sending and reading alike.
+    return httpx.AsyncClient(headers={"user-agent": config.user_agent}, timeout=None)
+
+
+def _open_backend(
+    config: Config, plugins: Plugins, clock: WallClock
+) -> Any:
+    backends = plugins.cache_backends()
+    offered = backends.get(config.cache.backend)
+    if offered is None:
+        known = ", ".join(sorted(backends))
+        raise ConfigError(
+            f"cache.backend: unknown backend {config.cache.backend!r}; known: {known}"
+        )
+
+    return offered.item(config.cache, clock)
+
+
+def _guard_all(
+    config: Config,
+    plugins: Plugins,
+    providers: Iterable[Provider],
+    http: httpx.AsyncClient,
+) -> dict[str, GuardedProvider]:
+    factories = plugins.provider_factories()
+    guarded = {}
+    for provider in providers:
+        if provider.name in guarded:
+            raise ValueError(f"provider {provider.name!r} is given twice")
+
+        settings = config.provider_settings(provider.name)
+        guarded[provider.name] = _guard(provider, settings, http)
+
+    for name, settings in config.providers.items():
+        if name in guarded:
+            continue
+
+        offered = factories.get(settings.kind)
+        if offered is None:
+            known = ", ".join(sorted(factories)) or "none installed"
+            raise ConfigError(
+                f"providers.{name}.type: unknown provider type {settings.kind!r}; "
+                f"known: {known}"
+            )
+
+        guarded[name] = _guard(offered.item(settings), settings, http)
+
+    return guarded
+
+
+def _guard(provider: Provider, settings: Any, http: httpx.AsyncClient) -> GuardedProvider:
+    return GuardedProvider(provider, settings, http, on_transition=_log_transition)
+
+
+def _log_transition(transition: BreakerTransition) -> None:
+    level = logging.WARNING if transition.new is BreakerState.OPEN else logging.INFO
+    logger.log(
+        level,
+        "circuit breaker %s: %s -> %s (%s)",
+        transition.name,
+        transition.old.value,
+        transition.new.value,
+        transition.reason,
+        extra={"provider": transition.name, "breaker_state": transition.new.value},
+    )

@@ -1,0 +1,135 @@
+"""What the fetch strategies return."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Generic, TypeVar
+
+import attrs
+
+from ._errors import ErrorCode
+
+
+T = TypeVar("T")
+
+CACHE_SOURCE = "cache"
+"""The `FetchResult.source` of a value served from the cache."""
+
+
+@attrs.frozen
+class Attempt:
+    """One try at one provider, and how it went.
+
+    Attributes:
+        provider: The provider's name.
+        code: Why it produced no data; ``None`` when it succeeded.
+        message: What happened, for people; never carries a secret.
+        duration: Seconds the attempt took (0 when it was skipped).
+        keys: How many keys the call asked for (1 unless batched).
+    """
+
+    provider: str
+    code: ErrorCode | None = None
+    message: str = ""
+    duration: float = 0.0
+    keys: int = 1
+
+    @property
+    def ok(self) -> bool:
+        """Whether the attempt produced data."""
+        return self.code is None
+
+
+DEADLINE_PASSED = Attempt(
+    "(deadline)", ErrorCode.TIMEOUT, "the call's timeout passed before an answer"
+)
+"""The attempt recorded when the whole call's deadline cut it short."""
+
+
+@attrs.frozen
+class FetchResult(Generic[T]):
+    """The answer for one key.
+
+    A missing value is never an exception: ``data`` is ``None`` and
+    ``attempts`` says what every provider did.
+
+    Attributes:
+        key: The key asked for.
+        namespace: Its namespace.
+        data: The value, or ``None`` when nothing could be had.
+        source: Where the value came from: a provider's name, ``"cache"``,
+            or for a merge the providers joined with ``+``.
+        cached: The value was served from the cache.
+        stale: The value is past its freshness (served because every
+            provider failed and stale data was allowed).
+        age: Seconds since the value was fetched from a provider.
+        partial: A merge built from fewer than all providers.
+        sources: The providers whose data the value holds (for a cached
+            value, empty).
+        attempts: Every provider attempt, in the order they were made.
+    """
+
+    key: str
+    namespace: str
+    data: T | None = None
+    source: str | None = None
+    cached: bool = False
+    stale: bool = False
+    age: float | None = None
+    partial: bool = False
+    sources: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether a value was found (fresh or stale)."""
+        return self.source is not None
+
+    @property
+    def errors(self) -> tuple[Attempt, ...]:
+        """The attempts that failed or were skipped."""
+        return tuple(attempt for attempt in self.attempts if not attempt.ok)
+
+
+@attrs.frozen
+class BatchSummary:
+    """Counts over a batch.
+
+    Attributes:
+        total: Distinct keys asked for.
+        successful: Keys with a value (fresh, cached or stale).
+        failed: Keys without one.
+        cached: Keys served from the cache.
+        fresh: Keys fetched from a provider in this call.
+        stale: Keys served stale.
+        provider_calls: Calls made to providers (a chunk counts once).
+    """
+
+    total: int
+    successful: int
+    failed: int
+    cached: int
+    fresh: int
+    stale: int
+    provider_calls: int
+
+
+@attrs.frozen
+class BatchResult(Mapping[str, FetchResult[T]]):
+    """The answers for a batch, by key, with a summary.
+
+    It is a read-only mapping from each distinct key, in the order first
+    asked, to its `FetchResult`.
+    """
+
+    results: Mapping[str, FetchResult[T]]
+    summary: BatchSummary
+
+    def __getitem__(self, key: str) -> FetchResult[T]:
+        return self.results[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)

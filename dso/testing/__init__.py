@@ -1,0 +1,43 @@
+"""Tools for testing code that uses dso, and dso's own providers.
+
+The replay server answers HTTP requests with recorded provider responses,
+over real sockets, and misbehaves on demand::
+
+    routes = load_routes("routes.toml")
+    async with open_replay_server(routes, find_fixtures_dir()) as server:
+        server.inject("tiingo", Fault.status_code(503))
+        ...  # point the tiingo provider at server.base_url("tiingo")
+"""
+
+from ._fake import Delay as Delay
+from ._fake import FakeBatchProvider as FakeBatchProvider
+from ._fake import FakeCall as FakeCall
+from ._fake import FakeProvider as FakeProvider
+from ._fake import Hang as Hang
+from ._faults import Fault as Fault
+from ._fixtures import find_fixtures_dir as find_fixtures_dir
+from ._replay import ReplayRequest as ReplayRequest
+from ._replay import ReplayServer as ReplayServer
+from ._replay import ReplayStatistics as ReplayStatistics
+from ._replay import open_replay_server as open_replay_server
+from ._replay import serve_replay as serve_replay
+from ._routes import Route as Route
+from ._routes import load_routes as load_routes
+
+
+__all__ = [
+    "Delay",
+    "FakeBatchProvider",
+    "FakeCall",
+    "FakeProvider",
+    "Fault",
+    "Hang",
+    "ReplayRequest",
+    "ReplayServer",
+    "ReplayStatistics",
+    "Route",
+    "find_fixtures_dir",
+    "load_routes",
+    "open_replay_server",
+    "serve_replay",
+]

@@ -1,0 +1,58 @@
+"""Every routine task: `nox` runs lint, typecheck, tests and the demo."""
+
+from __future__ import annotations
+
+import nox
+
+
+nox.options.sessions = ["lint", "typecheck", "tests", "demo"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+PLUGINS = ["plugins/dso-market"]
+LINTED = ["dso", "plugins", "tests", "benchmarks", "noxfile.py"]
+
+
+def install_project(session: nox.Session, *extras: str) -> None:
+    """Install dso (with *extras*) and the first-party plugins, editable."""
+    core = "." if not extras else f".[{','.join(extras)}]"
+    session.install("-e", core)
+    for plugin in PLUGINS:
+        session.install("-e", plugin)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the core's and the plugins' test suites."""
+    install_project(session, "test")
+    session.run(
+        "pytest",
+        "tests",
+        *(f"{plugin}/tests" for plugin in PLUGINS),
+        *session.posargs,
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict on the library and the plugins."""
+    install_project(session, "test")
+    session.install("mypy>=1.13")
+    session.run(
+        "mypy", "--strict", "dso", *(f"{plugin}/src" for plugin in PLUGINS)
+    )
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Fetch real recorded payloads through the replay server, end to end."""
+    install_project(session)
+    session.run("python", "plugins/dso-market/demo/run.py", *session.posargs)

@@ -1,0 +1,103 @@
+"""Configuration: structured from TOML, and bad fields named in the error."""
+
+from pathlib import Path
+
+import pytest
+
+import dso
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"providers": {"tiingo": {"timeout": "fast"}}},
+            'providers.tiingo.timeout: expected a number, got "fast"',
+        ),
+        (
+            {"providers": {"tiingo": {"timeot": 3}}},
+            "providers.tiingo: unknown field timeot",
+        ),
+        (
+            {"namespaces": {"quotes": {"providers": ["a", 1]}}},
+            "namespaces.quotes.providers.1: expected a string, got 1",
+        ),
+        (
+            {"providers": {"x": {"breaker": {"threshold": 0}}}},
+            "providers.x.breaker.threshold: must be greater than 0, got 0",
+        ),
+        (
+            {"namespaces": {"q": {"ttl": {"fresh": -1}}}},
+            "namespaces.q.ttl.fresh: must not be negative, got -1",
+        ),
+        ({"cache": {"max_entries": True}}, "cache.max_entries: expected an integer"),
+        ({"providers": []}, "providers: expected a table"),
+    ],
+)
+def test_bad_field_is_named(data: dict[str, object], message: str) -> None:
+    """An invalid configuration fails with a message naming the bad field."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict(data)
+
+    assert message in str(info.value)
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    """A bad file's error names the file and the field."""
+    path = tmp_path / "dso.toml"
+    path.write_text('[providers.tiingo]\ntimeout = "fast"\n')
+
+    with pytest.raises(dso.ConfigError) as info:
+        dso.load_config(path)
+
+    assert str(info.value).startswith(f"{path}: providers.tiingo.timeout")
+
+
+def test_not_toml_is_a_config_error(tmp_path: Path) -> None:
+    """A file that is not TOML fails as a ConfigError naming the file."""
+    path = tmp_path / "dso.toml"
+    path.write_text("this is = = not toml")
+
+    with pytest.raises(dso.ConfigError, match="not valid TOML"):
+        dso.load_config(path)
+
+
+def test_full_file_is_structured(tmp_path: Path) -> None:
+    """Every section of a valid file lands in its typed field."""
+    path = tmp_path / "dso.toml"
+    path.write_text(
+        """
+        timeout = 20
+        [cache]
+        backend = "sqlite"
+        path = "cache.sqlite3"
+        [providers.tiingo]
+        base_url = "http://127.0.0.1:1/tiingo"
+        api_key_env = "TIINGO_KEY"
+        timeout = 2.5
+        breaker = { threshold = 2, reset_after = 60 }
+        [namespaces.quotes]
+        providers = ["tiingo", "yahoo"]
+        ttl = { fresh = 60, stale = 86400, tiers = { pro = 15 } }
+        """
+    )
+
+    config = dso.load_config(path, environ={"TIINGO_KEY": "k-123"})
+
+    tiingo = config.providers["tiingo"]
+    assert ("tiingo", "tiingo", 2.5, "k-123") == (
+        tiingo.name,
+        tiingo.kind,
+        tiingo.timeout,
+        tiingo.api_key,
+    )
+    assert dso.BreakerSettings(threshold=2, reset_after=60) == tiingo.breaker
+    assert {"pro": 15} == config.namespaces["quotes"].ttl.tiers
+    assert (20, "sqlite") == (config.timeout, config.cache.backend)
+
+
+def test_api_key_is_not_in_repr() -> None:
+    """A provider's API key never shows in its settings' repr."""
+    config = dso.Config.from_dict({"providers": {"p": {"api_key": "SECRET-1"}}})
+
+    assert "SECRET-1" not in repr(config)

@@ -1,0 +1,300 @@
+"""fetch_with_fallback: cache first, then providers in order, then stale."""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import dso
+from dso.testing import Delay, FakeProvider, Hang
+
+
+OpenOrchestrator = Callable[..., AbstractAsyncContextManager[dso.Orchestrator]]
+
+
+def make_config(**provider_settings: Any) -> dso.Config:
+    return dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "namespaces": {
+                "quotes": {"ttl": {"fresh": 60, "stale": 3600, "tiers": {"pro": 5}}}
+            },
+            "providers": provider_settings,
+        }
+    )
+
+
+@pytest.fixture
+def orchestrator() -> OpenOrchestrator:
+    @asynccontextmanager
+    async def open_(
+        *providers: FakeProvider, config: dso.Config | None = None
+    ) -> AsyncIterator[dso.Orchestrator]:
+        async with dso.open_orchestrator(
+            config or make_config(), providers=providers
+        ) as orch:
+            yield orch
+
+    return open_
+
+
+async def test_first_success_is_returned_and_cached(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """The first provider that answers wins, and the next call is a cache hit."""
+    first = FakeProvider("first", {"AAPL": 1.5})
+    second = FakeProvider("second", {"AAPL": 2.5})
+
+    async with orchestrator(first, second) as orch:
+        fetched = await orch.fetch_with_fallback(
+            "AAPL", ["first", "second"], namespace="quotes"
+        )
+        cached = await orch.fetch_with_fallback(
+            "AAPL", ["first", "second"], namespace="quotes"
+        )
+
+    assert (1.5, "first", False) == (fetched.data, fetched.source, fetched.cached)
+    assert (1.5, "cache", True) == (cached.data, cached.source, cached.cached)
+    assert 1 == len(first.calls)
+    assert [] == second.calls
+
+
+async def test_falls_back_in_order_and_lists_every_attempt(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """A failing provider is skipped for the next one, and the result says why."""
+    down = FakeProvider("down")
+    down.fail_all()
+    empty = FakeProvider("empty")
+    good = FakeProvider("good", {"AAPL": 3.0})
+
+    async with orchestrator(down, empty, good) as orch:
+        result = await orch.fetch_with_fallback(
+            "AAPL", ["down", "empty", "good"], namespace="quotes"
+        )
+
+    assert 3.0 == result.data
+    assert "good" == result.source
+    assert [
+        ("down", dso.ErrorCode.UNAVAILABLE),
+        ("empty", dso.ErrorCode.NOT_FOUND),
+        ("good", None),
+    ] == [(attempt.provider, attempt.code) for attempt in result.attempts]
+
+
+async def test_open_breaker_skips_the_provider_without_calling_it(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """Once a provider's breaker opens, it is skipped as CIRCUIT_OPEN."""
+    flaky = FakeProvider("flaky")
+    flaky.fail_all()
+    backup = FakeProvider("backup", {"A": 1, "B": 2, "C": 3})
+    config = make_config(flaky={"breaker": {"threshold": 2, "reset_after": 30}})
+
+    async with orchestrator(flaky, backup, config=config) as orch:
+        for key in ["A", "B"]:
+            await orch.fetch_with_fallback(key, ["flaky", "backup"], namespace="quotes")
+        result = await orch.fetch_with_fallback(
+            "C", ["flaky", "backup"], namespace="quotes"
+        )
+
+    assert 2 == len(flaky.calls)
+    assert dso.ErrorCode.CIRCUIT_OPEN == result.attempts[0].code
+    assert 3 == result.data
+
+
+async def test_breaker_admits_a_trial_after_the_reset_timeout(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """After reset_after seconds a trial call goes through and closes the breaker."""
+    flaky = FakeProvider("flaky", {"B": 2})
+    flaky.script("A", dso.ProviderError(dso.ErrorCode.UNAVAILABLE, "down"))
+    config = make_config(flaky={"breaker": {"threshold": 1, "reset_after": 30}})
+
+    async with orchestrator(flaky, config=config) as orch:
+        await orch.fetch_with_fallback("A", ["flaky"], namespace="quotes")
+        skipped = await orch.fetch_with_fallback("B", ["flaky"], namespace="quotes")
+        await trio.sleep(30)
+        trial = await orch.fetch_with_fallback("B", ["flaky"], namespace="quotes")
+        state = orch.statistics().breakers["flaky"]
+
+    assert dso.ErrorCode.CIRCUIT_OPEN == skipped.attempts[0].code
+    assert 2 == trial.data
+    assert dso.BreakerState.CLOSED == state
+
+
+@pytest.mark.parametrize("allow_stale", [True, False])
+async def test_stale_value_only_when_allowed(
+    orchestrator: OpenOrchestrator,
+    autojump_clock: trio.testing.MockClock,
+    allow_stale: bool,
+) -> None:
+    """When every provider fails, an expired value is served only if allowed."""
+    provider = FakeProvider("only", {"AAPL": 10.0})
+
+    async with orchestrator(provider) as orch:
+        await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+        await trio.sleep(120)
+        provider.fail_all()
+        result = await orch.fetch_with_fallback(
+            "AAPL", ["only"], namespace="quotes", allow_stale=allow_stale
+        )
+
+    if allow_stale:
+        assert (10.0, True, True, 120.0) == (
+            result.data,
+            result.stale,
+            result.cached,
+            pytest.approx(result.age),
+        )
+    else:
+        assert (None, False) == (result.data, result.stale)
+    assert dso.ErrorCode.UNAVAILABLE == result.attempts[0].code
+
+
+async def test_nothing_at_all_is_none_with_attempts(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """With no provider and no cache entry, data is None and attempts say why."""
+    provider = FakeProvider("only")
+
+    async with orchestrator(provider) as orch:
+        result = await orch.fetch_with_fallback(
+            "NOPE", ["only"], namespace="quotes", allow_stale=True
+        )
+
+    assert (None, False) == (result.data, result.ok)
+    assert [dso.ErrorCode.NOT_FOUND] == [attempt.code for attempt in result.errors]
+
+
+async def test_tier_with_shorter_ttl_refetches_sooner(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The same entry is fresh for the default tier and stale for a faster one."""
+    provider = FakeProvider("only", {"AAPL": 1})
+
+    async with orchestrator(provider) as orch:
+        await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+        await trio.sleep(10)
+        default = await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+        pro = await orch.fetch_with_fallback(
+            "AAPL", ["only"], namespace="quotes", tier="pro"
+        )
+
+    assert (True, False) == (default.cached, pro.cached)
+    assert 2 == len(provider.calls)
+
+
+async def test_attempt_timeout_moves_on_to_the_next_provider(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A provider that hangs is cut off at its timeout, and the next one answers."""
+    slow = FakeProvider("slow")
+    slow.script("AAPL", Hang())
+    fast = FakeProvider("fast", {"AAPL": 5})
+    config = make_config(slow={"timeout": 2})
+
+    async with orchestrator(slow, fast, config=config) as orch:
+        start = trio.current_time()
+        result = await orch.fetch_with_fallback(
+            "AAPL", ["slow", "fast"], namespace="quotes"
+        )
+        elapsed = trio.current_time() - start
+
+    assert 5 == result.data
+    assert dso.ErrorCode.TIMEOUT == result.attempts[0].code
+    assert 2 == pytest.approx(elapsed)
+
+
+async def test_whole_call_timeout_bounds_the_chain(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The call's own timeout cuts the whole chain short."""
+    slow = FakeProvider("slow")
+    slow.script("AAPL", Delay(50, 1))
+    config = make_config(slow={"timeout": 100})
+
+    async with orchestrator(slow, config=config) as orch:
+        start = trio.current_time()
+        result = await orch.fetch_with_fallback(
+            "AAPL", ["slow"], namespace="quotes", timeout=5
+        )
+        elapsed = trio.current_time() - start
+
+    assert result.data is None
+    assert dso.ErrorCode.TIMEOUT == result.attempts[-1].code
+    assert 5 == pytest.approx(elapsed)
+
+
+async def test_concurrent_requests_share_one_call(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Many concurrent requests for one key make one provider call."""
+    provider = FakeProvider("only", {"AAPL": 7}, delay=1)
+    results: list[dso.FetchResult[Any]] = []
+
+    async with orchestrator(provider) as orch:
+
+        async def fetch() -> None:
+            results.append(
+                await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+            )
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(1000):
+                nursery.start_soon(fetch)
+        joins = orch.statistics().dedup_joins
+
+    assert 1 == len(provider.calls)
+    assert [7] * 1000 == [result.data for result in results]
+    assert 999 == joins
+
+
+@pytest.mark.parametrize("value", [0, "", [], {}, False, 0.0])
+async def test_falsy_values_are_cached_and_served_as_hits(
+    orchestrator: OpenOrchestrator, value: object
+) -> None:
+    """Falsy values are values: cached and served back with the same type."""
+    provider = FakeProvider("only", {"KEY": value})
+
+    async with orchestrator(provider) as orch:
+        await orch.fetch_with_fallback("KEY", ["only"], namespace="quotes")
+        cached = await orch.fetch_with_fallback("KEY", ["only"], namespace="quotes")
+
+    assert (value, type(value), True) == (cached.data, type(cached.data), cached.cached)
+    assert 1 == len(provider.calls)
+
+
+async def test_closed_orchestrator_refuses_work(orchestrator: OpenOrchestrator) -> None:
+    """Using an orchestrator after its block raises OrchestratorClosed."""
+    provider = FakeProvider("only", {"AAPL": 1})
+    async with orchestrator(provider) as orch:
+        pass
+
+    with pytest.raises(dso.OrchestratorClosed):
+        await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+
+
+async def test_unknown_names_are_clear_errors(orchestrator: OpenOrchestrator) -> None:
+    """Unknown providers and namespaces raise LookupError naming them."""
+    async with orchestrator(FakeProvider("only")) as orch:
+        with pytest.raises(LookupError, match="'nope'"):
+            await orch.fetch_with_fallback("AAPL", ["nope"], namespace="quotes")
+        with pytest.raises(LookupError, match="'nada'"):
+            await orch.fetch_with_fallback("AAPL", ["only"], namespace="nada")
+
+
+async def test_invalidate_forces_a_new_call(orchestrator: OpenOrchestrator) -> None:
+    """After invalidate, the next request goes to the provider again."""
+    provider = FakeProvider("only", {"AAPL": 1})
+
+    async with orchestrator(provider) as orch:
+        await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+        await orch.invalidate("quotes", "AAPL")
+        result = await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
+
+    assert (False, 2) == (result.cached, len(provider.calls))
+
