@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 
@@ -46,9 +48,7 @@ def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the library and the plugins."""
     install_project(session, "test")
     session.install("mypy>=1.13")
-    session.run(
-        "mypy", "--strict", "dso", *(f"{plugin}/src" for plugin in PLUGINS)
-    )
+    session.run("mypy", "--strict", "dso", *(f"{plugin}/src" for plugin in PLUGINS))
 
 
 @nox.session
@@ -56,3 +56,11 @@ def demo(session: nox.Session) -> None:
     """Fetch real recorded payloads through the replay server, end to end."""
     install_project(session)
     session.run("python", "plugins/dso-market/demo/run.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks; each prints its ratio to a same-run baseline."""
+    install_project(session)
+    for script in sorted(Path("benchmarks").glob("bench_*.py")):
+        session.run("python", str(script))

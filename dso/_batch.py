@@ -11,7 +11,14 @@ import trio
 from ._errors import ErrorCode
 from ._guarded import GuardedProvider
 from ._namespace import BoundNamespace
-from ._results import CACHE_SOURCE, DEADLINE_PASSED, Attempt, BatchResult, BatchSummary, FetchResult
+from ._results import (
+    CACHE_SOURCE,
+    DEADLINE_PASSED,
+    Attempt,
+    BatchResult,
+    BatchSummary,
+    FetchResult,
+)
 from ._typed_cache import CachedValue, TypedCache
 
 
@@ -160,7 +167,12 @@ class BatchRun:
         cached = self._cached.get(key)
         if cached is not None and cached.fresh:
             return FetchResult(
-                key, name, cached.value, source=CACHE_SOURCE, cached=True, age=cached.age
+                key,
+                name,
+                cached.value,
+                source=CACHE_SOURCE,
+                cached=True,
+                age=cached.age,
             )
 
         attempts = tuple(self._attempts.get(key, ()))

@@ -64,9 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("--min-providers", type=int)
     fetch.add_argument("--tier")
     fetch.add_argument("--timeout", type=float)
-    fetch.add_argument(
-        "--no-stale", action="store_true", help="never serve stale data"
-    )
+    fetch.add_argument("--no-stale", action="store_true", help="never serve stale data")
     _add_config_option(fetch)
     fetch.add_argument("--report", type=Path, help="also write the results as JSON")
     fetch.set_defaults(run=_run_fetch)

@@ -55,6 +55,16 @@ def _not_negative(
         raise _FieldError(attribute.name, f"must not be negative, got {value!r}")
 
 
+def _tiers_not_negative(
+    instance: object, attribute: attrs.Attribute[Any], value: dict[str, float]
+) -> None:
+    for tier, seconds in value.items():
+        if not seconds >= 0:
+            raise _FieldError(
+                f"{attribute.name}.{tier}", f"must not be negative, got {seconds!r}"
+            )
+
+
 @attrs.frozen
 class BreakerSettings:
     """A provider's circuit breaker.
@@ -119,7 +129,7 @@ class TtlSettings:
     fresh: float = attrs.field(default=60.0, validator=_not_negative)
     stale: float = attrs.field(default=3600.0, validator=_not_negative)
     partial: float | None = attrs.field(default=None, validator=_not_negative)
-    tiers: dict[str, float] = attrs.Factory(dict)
+    tiers: dict[str, float] = attrs.field(factory=dict, validator=_tiers_not_negative)
 
 
 @attrs.frozen
@@ -343,5 +353,3 @@ def _tidy_path(line: str) -> str:
         return message
 
     return f"{path}: {message}"
-
-

@@ -195,8 +195,6 @@ class GuardedProvider:
         else:
             self.breaker.record_failure(permit)
 
-    def _attempt_record(
-        self, exc: ProviderError, started: float, keys: int
-    ) -> Attempt:
+    def _attempt_record(self, exc: ProviderError, started: float, keys: int) -> Attempt:
         duration = trio.current_time() - started
         return Attempt(self.name, exc.code, exc.message, duration=duration, keys=keys)

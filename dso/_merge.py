@@ -45,7 +45,7 @@ class FieldPriority:
         if not values:
             raise ValueError("nothing to merge")
 
-        first = values[0][1]
+        first: Any = values[0][1]
         if not attrs.has(type(first)):
             raise TypeError(f"FieldPriority merges attrs instances, not {first!r}")
 
@@ -60,7 +60,8 @@ class FieldPriority:
                     changes[field.alias] = candidate
                     break
 
-        return attrs.evolve(first, **changes)
+        merged: T = attrs.evolve(first, **changes)
+        return merged
 
     def _is_missing(self, value: object) -> bool:
         return value is None or any(value == absent for absent in self.missing)

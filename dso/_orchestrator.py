@@ -5,9 +5,15 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable
-from collections.abc import Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 
 import attrs
@@ -16,7 +22,7 @@ import trio
 
 from ._batch import BatchRun
 from ._breaker import BreakerState, BreakerTransition
-from ._cache import CacheBackend, WallClock
+from ._cache import CacheBackend, CacheBackendFactory, WallClock
 from ._clock import TrioWallClock
 from ._codec import Codec
 from ._config import Config
@@ -104,7 +110,7 @@ class Orchestrator:
         namespace: str,
         tier: str | None = None,
         allow_stale: bool = False,
-        timeout: float | None | _UseDefault = USE_DEFAULT,
+        timeout: float | _UseDefault | None = USE_DEFAULT,
     ) -> FetchResult[Any]:
         """Return the value for *key* from the cache or the first provider that has it.
 
@@ -160,7 +166,7 @@ class Orchestrator:
         min_providers: int | None = None,
         tier: str | None = None,
         allow_stale: bool = False,
-        timeout: float | None | _UseDefault = USE_DEFAULT,
+        timeout: float | _UseDefault | None = USE_DEFAULT,
     ) -> FetchResult[Any]:
         """Call every provider at once and merge what they return.
 
@@ -193,7 +199,9 @@ class Orchestrator:
         if strategy is None:
             raise ValueError(f"namespace {space.name!r} declares no merge; pass one")
 
-        needed = space.settings.min_providers if min_providers is None else min_providers
+        needed = (
+            space.settings.min_providers if min_providers is None else min_providers
+        )
         if not 1 <= needed <= len(chain):
             raise ValueError(
                 f"min_providers must be between 1 and {len(chain)}, got {needed}"
@@ -226,7 +234,7 @@ class Orchestrator:
         fallback_providers: Sequence[str] = (),
         tier: str | None = None,
         allow_stale: bool = False,
-        timeout: float | None | _UseDefault = USE_DEFAULT,
+        timeout: float | _UseDefault | None = USE_DEFAULT,
     ) -> BatchResult[Any]:
         """Fetch many keys with as few provider calls as possible.
 
@@ -338,7 +346,7 @@ class Orchestrator:
 
         return [self.provider(name) for name in names]
 
-    def _deadline(self, timeout: float | None | _UseDefault) -> float:
+    def _deadline(self, timeout: float | _UseDefault | None) -> float:
         if timeout is USE_DEFAULT:
             timeout = self.config.timeout
 
@@ -498,11 +506,14 @@ async def open_orchestrator(
             http = await stack.enter_async_context(_open_http(config))
 
         clock = TrioWallClock()
-        if cache is None:
-            cache = await stack.enter_async_context(_open_backend(config, loaded, clock))
+        backend = cache
+        if backend is None:
+            backend = await stack.enter_async_context(
+                _open_backend(config, loaded, clock)
+            )
 
         typed_cache = TypedCache(
-            cache, Codec(), TtlTable.from_config(config), clock, config.cache.prefix
+            backend, Codec(), TtlTable.from_config(config), clock, config.cache.prefix
         )
         guarded = _guard_all(config, loaded, providers, http)
         body_error: BaseException | None = None
@@ -531,7 +542,9 @@ async def open_orchestrator(
             raise body_error
 
 
-def _from_cache(key: str, space: BoundNamespace, cached: CachedValue) -> FetchResult[Any]:
+def _from_cache(
+    key: str, space: BoundNamespace, cached: CachedValue
+) -> FetchResult[Any]:
     return FetchResult(
         key, space.name, cached.value, source=CACHE_SOURCE, cached=True, age=cached.age
     )
@@ -571,7 +584,7 @@ def _open_http(config: Config) -> httpx.AsyncClient:
 
 def _open_backend(
     config: Config, plugins: Plugins, clock: WallClock
-) -> Any:
+) -> AbstractAsyncContextManager[CacheBackend]:
     backends = plugins.cache_backends()
     offered = backends.get(config.cache.backend)
     if offered is None:
@@ -580,7 +593,8 @@ def _open_backend(
             f"cache.backend: unknown backend {config.cache.backend!r}; known: {known}"
         )
 
-    return offered.item(config.cache, clock)
+    factory: CacheBackendFactory = offered.item
+    return factory(config.cache, clock)
 
 
 def _guard_all(
@@ -615,7 +629,9 @@ def _guard_all(
     return guarded
 
 
-def _guard(provider: Provider, settings: Any, http: httpx.AsyncClient) -> GuardedProvider:
+def _guard(
+    provider: Provider, settings: Any, http: httpx.AsyncClient
+) -> GuardedProvider:
     return GuardedProvider(provider, settings, http, on_transition=_log_transition)
 
 

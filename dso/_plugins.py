@@ -111,7 +111,7 @@ class Plugins:
 
 
 def load_plugins(
-    settings: PluginSettings = PluginSettings(),
+    settings: PluginSettings | None = None,
     *,
     extra: Iterable[object] = (),
     environ: Mapping[str, str] | None = None,
@@ -123,12 +123,16 @@ def load_plugins(
     ``DSO_PLUGINS`` environment variable overrides the settings.
 
     Args:
-        settings: The configuration's ``plugins`` section.
+        settings: The configuration's ``plugins`` section; the defaults
+            when omitted.
         extra: Plugin objects (modules or instances) to register as well,
             for embedding and tests.
         environ: Where ``DSO_PLUGINS`` is read; the process environment by
             default.
     """
+    if settings is None:
+        settings = PluginSettings()
+
     manager = pluggy.PluginManager(PROJECT_NAME)
     manager.add_hookspecs(_hooks)
     infos: dict[str, PluginInfo] = {}
@@ -227,4 +231,3 @@ def _add(
         )
 
     offered[name] = Offered(name, item, plugin)
-

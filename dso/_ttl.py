@@ -17,9 +17,6 @@ class TtlTable:
     Args:
         rows: The TTL settings by namespace name.
         default: The row of every other namespace.
-
-    Raises:
-        ValueError: A tier's freshness is negative.
     """
 
     def __init__(
@@ -28,10 +25,6 @@ class TtlTable:
         self._rows = dict(rows)
         self._default = TtlSettings() if default is None else default
         self._tiers = _known_tiers([*self._rows.values(), self._default])
-        for namespace, row in self._rows.items():
-            _check_tiers(f"namespace {namespace!r}", row)
-
-        _check_tiers("the default row", self._default)
 
     @classmethod
     def from_config(cls, config: Config) -> TtlTable:
@@ -97,10 +90,3 @@ class TtlTable:
 def _known_tiers(rows: list[TtlSettings]) -> frozenset[str]:
     return frozenset(tier for row in rows for tier in row.tiers)
 
-
-def _check_tiers(where: str, row: TtlSettings) -> None:
-    for tier, fresh in row.tiers.items():
-        if not fresh >= 0:
-            raise ValueError(
-                f"{where}, tier {tier!r}: fresh must not be negative, got {fresh!r}"
-            )

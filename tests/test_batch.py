@@ -37,8 +37,9 @@ def symbols(count: int) -> list[str]:
 async def test_misses_are_chunked_by_max_batch_size(count: int) -> None:
     """N misses take ceil(N / max) calls, none larger than max_batch_size."""
     keys = symbols(count)
-    provider = FakeBatchProvider("batch", {key: key.lower() for key in keys},
-                                 max_batch_size=MAX)
+    provider = FakeBatchProvider(
+        "batch", {key: key.lower() for key in keys}, max_batch_size=MAX
+    )
 
     async with orchestrator(provider) as orch:
         result = await orch.batch_fetch(keys, "batch", namespace="quotes")
@@ -54,7 +55,9 @@ async def test_duplicate_keys_are_fetched_once_in_first_order() -> None:
     provider = FakeBatchProvider("batch", {"A": 1, "B": 2}, max_batch_size=MAX)
 
     async with orchestrator(provider) as orch:
-        result = await orch.batch_fetch(["B", "A", "B", "A"], "batch", namespace="quotes")
+        result = await orch.batch_fetch(
+            ["B", "A", "B", "A"], "batch", namespace="quotes"
+        )
 
     assert ["B", "A"] == list(result)
     assert [("B", "A")] == [call.keys for call in provider.calls]

@@ -136,7 +136,10 @@ class BreakerMachine(RuleBasedStateMachine):
         self.trial_successes = 0
 
     def _model_advance(self) -> None:
-        if self.state is BreakerState.OPEN and self.clock.now >= self.opened_at + self.RESET:
+        if (
+            self.state is BreakerState.OPEN
+            and self.clock.now >= self.opened_at + self.RESET
+        ):
             self._model_move(BreakerState.HALF_OPEN)
 
     def _model_move(self, state: BreakerState) -> None:

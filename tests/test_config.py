@@ -30,6 +30,10 @@ import dso
             {"namespaces": {"q": {"ttl": {"fresh": -1}}}},
             "namespaces.q.ttl.fresh: must not be negative, got -1",
         ),
+        (
+            {"namespaces": {"q": {"ttl": {"tiers": {"pro": -5}}}}},
+            "namespaces.q.ttl.tiers.pro: must not be negative, got -5",
+        ),
         ({"cache": {"max_entries": True}}, "cache.max_entries: expected an integer"),
         ({"providers": []}, "providers: expected a table"),
     ],

@@ -297,4 +297,3 @@ async def test_invalidate_forces_a_new_call(orchestrator: OpenOrchestrator) -> N
         result = await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
 
     assert (False, 2) == (result.cached, len(provider.calls))
-

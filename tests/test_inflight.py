@@ -2,6 +2,7 @@
 
 import pytest
 import trio
+import trio.lowlevel
 import trio.testing
 
 import dso
@@ -93,7 +94,7 @@ async def test_an_error_reaches_every_waiter() -> None:
     """An exception raised by the shared call is raised to every waiter."""
 
     async def run() -> str:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         raise ValueError("boom")
 
     errors = []
@@ -121,19 +122,18 @@ async def test_closing_the_owner_releases_waiters_with_closed_error() -> None:
         return "never"
 
     outcome = []
-    async with trio.open_nursery() as outer:
-        async with trio.open_nursery() as owner:
-            calls: dso.InflightCalls[str] = dso.InflightCalls(owner)
+    async with trio.open_nursery() as outer, trio.open_nursery() as owner:
+        calls: dso.InflightCalls[str] = dso.InflightCalls(owner)
 
-            async def waiter() -> None:
-                try:
-                    await calls.call("key", run)
-                except dso.OrchestratorClosed as exc:
-                    outcome.append(exc)
+        async def waiter() -> None:
+            try:
+                await calls.call("key", run)
+            except dso.OrchestratorClosed as exc:
+                outcome.append(exc)
 
-            outer.start_soon(waiter)
-            await trio.testing.wait_all_tasks_blocked()
-            owner.cancel_scope.cancel()
+        outer.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        owner.cancel_scope.cancel()
 
     assert 1 == len(outcome)
 

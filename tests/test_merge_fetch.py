@@ -30,9 +30,7 @@ async def orchestrator(*providers: FakeProvider) -> AsyncIterator[dso.Orchestrat
         {
             "plugins": {"autoload": False},
             "namespaces": {"profiles": {"ttl": {"fresh": 100, "partial": 10}}},
-            "providers": {
-                provider.name: {"timeout": 3} for provider in providers
-            },
+            "providers": {provider.name: {"timeout": 3} for provider in providers},
         }
     )
     async with dso.open_orchestrator(
@@ -109,7 +107,9 @@ async def test_partial_merge_expires_sooner(
         for key in ["A", "B"]:
             await orch.fetch_with_merge(key, ["good", "half"], namespace="profiles")
         await trio.sleep(20)
-        partial = await orch.fetch_with_merge("A", ["good", "half"], namespace="profiles")
+        partial = await orch.fetch_with_merge(
+            "A", ["good", "half"], namespace="profiles"
+        )
         full = await orch.fetch_with_merge("B", ["good", "half"], namespace="profiles")
 
     assert (False, True) == (partial.cached, full.cached)

@@ -7,7 +7,7 @@ from dso._plugins import load_plugins
 
 
 def test_builtin_backends_register_through_the_hook() -> None:
-    """memory and sqlite come from dso's own plugin, like a third party's."""
+    """Memory and sqlite come from dso's own plugin, like a third party's."""
     plugins = load_plugins(dso.PluginSettings(autoload=False))
 
     backends = plugins.cache_backends()

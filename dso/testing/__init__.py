@@ -1,7 +1,8 @@
 """Tools for testing code that uses dso, and dso's own providers.
 
-The replay server answers HTTP requests with recorded provider responses,
-over real sockets, and misbehaves on demand::
+Fake providers answer as scripted, without any network. The replay server
+answers HTTP requests with recorded provider responses, over real
+sockets, and misbehaves on demand::
 
     routes = load_routes("routes.toml")
     async with open_replay_server(routes, find_fixtures_dir()) as server:

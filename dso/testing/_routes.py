@@ -66,6 +66,9 @@ def _absolute_path(
     if not value.startswith("/"):
         raise _FieldError(attribute.name, f"must start with '/', got {value!r}")
 
+    if "?" in value:
+        raise _FieldError(attribute.name, "must not hold a query; use `query`")
+
 
 def _relative_file(
     instance: object, attribute: attrs.Attribute[Any], value: str
@@ -75,8 +78,10 @@ def _relative_file(
         raise _FieldError(attribute.name, f"must be relative, got {value!r}")
 
 
-def _token(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if not _HEADER_NAME.fullmatch(value):
+def _method(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # Methods are case-sensitive (RFC 9110), and every standard one is
+    # upper-case: a "get" route would never match.
+    if not _HEADER_NAME.fullmatch(value) or value != value.upper():
         raise _FieldError(attribute.name, f"not an HTTP method: {value!r}")
 
 
@@ -142,7 +147,7 @@ class Route:
     file: str = attrs.field(validator=[_text, _relative_file])
     status: int = attrs.field(default=200, validator=_status)
     content_type: str = attrs.field(default="application/json", validator=_text)
-    method: str = attrs.field(default="GET", validator=[_text, _token])
+    method: str = attrs.field(default="GET", validator=[_text, _method])
     query: Mapping[str, str] = attrs.field(factory=dict, validator=_string_table)
     headers: Mapping[str, str] = attrs.field(
         factory=dict, validator=[_string_table, _header_table]

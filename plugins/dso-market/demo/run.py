@@ -54,7 +54,9 @@ class Demo:
         print(f"\n=== {title}", flush=True)
         self.set_faults(faults)
         for fault in faults:
-            print(f"    (replay server fault: {fault['provider']} -> {fault_text(fault)})")
+            print(
+                f"    (replay server fault: {fault['provider']} -> {fault_text(fault)})"
+            )
 
         self.runs += 1
         report_path = self.workdir / f"report-{self.runs}.json"
@@ -73,7 +75,11 @@ class Demo:
         return report
 
     def check(
-        self, title: str, description: str, report: Report, check: Callable[[Report], bool]
+        self,
+        title: str,
+        description: str,
+        report: Report,
+        check: Callable[[Report], bool],
     ) -> None:
         """Print one check's verdict and remember failures."""
         try:
@@ -142,8 +148,14 @@ def run_scenarios(demo: Demo) -> None:
         [*portfolio, "-n", "quotes", "--batch", "-p", "tiingo"],
         [
             ("three distinct keys", lambda r: keys(r) == ["AAPL", "MSFT", "NONEXIST"]),
-            ("AAPL and MSFT fetched from tiingo", lambda r: sources(r)[:2] == ["tiingo"] * 2),
-            ("NONEXIST is a per-key NOT_FOUND", lambda r: codes(r, "NONEXIST") == ["not_found"]),
+            (
+                "AAPL and MSFT fetched from tiingo",
+                lambda r: sources(r)[:2] == ["tiingo"] * 2,
+            ),
+            (
+                "NONEXIST is a per-key NOT_FOUND",
+                lambda r: codes(r, "NONEXIST") == ["not_found"],
+            ),
             ("one provider call", lambda r: calls(r) == {"tiingo": 1}),
         ],
     )
@@ -152,7 +164,10 @@ def run_scenarios(demo: Demo) -> None:
         [*portfolio, "-n", "quotes", "--batch", "-p", "tiingo"],
         [
             ("AAPL and MSFT are cache hits", lambda r: cached(r)[:2] == [True, True]),
-            ("only the unknown symbol is asked again", lambda r: calls(r) == {"tiingo": 1}),
+            (
+                "only the unknown symbol is asked again",
+                lambda r: calls(r) == {"tiingo": 1},
+            ),
         ],
     )
     demo.scenario(
@@ -160,7 +175,10 @@ def run_scenarios(demo: Demo) -> None:
         ["AAPL", "-n", "quotes", "--tier", "realtime"],
         [
             ("answered by yahoo", lambda r: sources(r) == ["yahoo"]),
-            ("tiingo's failure is listed", lambda r: codes(r, "AAPL") == ["unavailable"]),
+            (
+                "tiingo's failure is listed",
+                lambda r: codes(r, "AAPL") == ["unavailable"],
+            ),
             ("a real price", lambda r: result(r, "AAPL")["data"]["price"] > 0),
         ],
         faults=[{"provider": "tiingo", "kind": "status", "status": 503}],
@@ -171,11 +189,16 @@ def run_scenarios(demo: Demo) -> None:
         [
             (
                 "both providers contributed",
-                lambda r: result(r, "AAPL")["sources"]
-                == ["alpha_vantage_overview", "yahoo_summary"],
+                lambda r: (
+                    result(r, "AAPL")["sources"]
+                    == ["alpha_vantage_overview", "yahoo_summary"]
+                ),
             ),
             ("not partial", lambda r: not result(r, "AAPL")["partial"]),
-            ("sector from Alpha Vantage", lambda r: bool(result(r, "AAPL")["data"]["sector"])),
+            (
+                "sector from Alpha Vantage",
+                lambda r: bool(result(r, "AAPL")["data"]["sector"]),
+            ),
         ],
     )
     demo.scenario(
@@ -183,7 +206,10 @@ def run_scenarios(demo: Demo) -> None:
         ["AAPL", "-n", "news", "--merge", "--min-providers", "1"],
         [
             ("marked partial", lambda r: result(r, "AAPL")["partial"]),
-            ("articles from benzinga", lambda r: result(r, "AAPL")["sources"] == ["benzinga"]),
+            (
+                "articles from benzinga",
+                lambda r: result(r, "AAPL")["sources"] == ["benzinga"],
+            ),
             ("newsapi had nothing", lambda r: codes(r, "AAPL") == ["not_found"]),
         ],
     )
@@ -194,7 +220,10 @@ def run_scenarios(demo: Demo) -> None:
             [
                 ("no data", lambda r: result(r, "TSLA")["data"] is None),
                 ("classified RATE_LIMIT", lambda r: codes(r, "TSLA") == ["rate_limit"]),
-                ("the provider was asked again", lambda r: calls(r) == {"alpha_vantage": 1}),
+                (
+                    "the provider was asked again",
+                    lambda r: calls(r) == {"alpha_vantage": 1},
+                ),
             ],
         )
     demo.scenario(

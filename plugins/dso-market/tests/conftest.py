@@ -1,9 +1,9 @@
 from collections.abc import AsyncIterator
 
+import dso_market
 import httpx
 import pytest
 
-import dso_market
 from dso.testing import ReplayServer, find_fixtures_dir, load_routes, open_replay_server
 
 
@@ -11,9 +11,7 @@ from dso.testing import ReplayServer, find_fixtures_dir, load_routes, open_repla
 async def replay() -> AsyncIterator[ReplayServer]:
     """A replay server on loopback serving every recorded provider response."""
     routes = [
-        route
-        for path in dso_market.replay_route_files()
-        for route in load_routes(path)
+        route for path in dso_market.replay_route_files() for route in load_routes(path)
     ]
     async with open_replay_server(routes, find_fixtures_dir()) as server:
         yield server

@@ -5,11 +5,17 @@ from typing import Any
 import httpx
 import pytest
 import trio
-
-from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
-from dso.testing import Fault, ReplayServer, Route, find_fixtures_dir, open_replay_server
 from dso_market import NewsArticle
 from dso_market._benzinga import FACTORIES, BenzingaNews, classify_error
+
+from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
+from dso.testing import (
+    Fault,
+    ReplayServer,
+    Route,
+    find_fixtures_dir,
+    open_replay_server,
+)
 
 
 SECRET = "SECRET-KEY-123"
@@ -28,7 +34,9 @@ ARTICLE_3 = (
     "https://www.benzinga.com/news/24/02/37262169/is-apple-pencil-set-to-get-"
     "its-biggest-upgrade-ever-new-patent-reveals-interchangeable-sleeves"
 )
-ARTICLE_19 = "https://www.benzinga.com/news/24/02/37235901/apple-introduces-apple-sports"
+ARTICLE_19 = (
+    "https://www.benzinga.com/news/24/02/37235901/apple-introduces-apple-sports"
+)
 ARTICLE_20 = (
     "https://www.benzinga.com/news/24/02/37234514/famous-iphone-hacker-says-"
     "he-is-not-switching-back-to-apples-device-over-its-app-store-tantrum"
@@ -218,7 +226,9 @@ async def test_request_asks_for_json_with_the_token_in_the_query(
 
 def test_access_denied_list_is_auth() -> None:
     """Benzinga's 401 list of "Access denied" messages is an AUTH error."""
-    request = httpx.Request("GET", f"https://api.benzinga.com/api/v2/news?token={SECRET}")
+    request = httpx.Request(
+        "GET", f"https://api.benzinga.com/api/v2/news?token={SECRET}"
+    )
     response = httpx.Response(
         401, json=['Access denied for user 0 "anonymous"'], request=request
     )

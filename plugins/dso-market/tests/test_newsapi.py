@@ -3,11 +3,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
+import dso_market
 import httpx
 import pytest
 import trio
+from dso_market import NewsArticle
+from dso_market._newsapi import (
+    FACTORIES,
+    NewsApiHeadlines,
+    NewsApiSearch,
+    classify_error,
+)
 
-import dso_market
 from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
 from dso.testing import (
     Fault,
@@ -16,13 +23,6 @@ from dso.testing import (
     find_fixtures_dir,
     load_routes,
     open_replay_server,
-)
-from dso_market import NewsArticle
-from dso_market._newsapi import (
-    FACTORIES,
-    NewsApiHeadlines,
-    NewsApiSearch,
-    classify_error,
 )
 
 
@@ -104,7 +104,10 @@ async def test_search_returns_the_recorded_article(
     """A search answers the recorded article, its fields mapped to the model."""
     expected = (
         NewsArticle(
-            url="https://www.theverge.com/2023/8/7/23822752/paypal-pyusd-stablecoin-cryptocurrency",
+            url=(
+                "https://www.theverge.com/2023/8/7/23822752/"
+                "paypal-pyusd-stablecoin-cryptocurrency"
+            ),
             title="PayPal launches PYUSD stablecoin backed by the US dollar",
             published_at=dt.datetime(2023, 8, 7, 14, 7, 51, tzinfo=dt.UTC),
             source="The Verge",
@@ -146,7 +149,10 @@ async def test_headline_with_a_null_source_id_keeps_the_source_name(
     """A headline whose source has a null id is parsed, naming its source."""
     expected = (
         NewsArticle(
-            url="https://www.thehindubusinessline.com/markets/share-market-nifty-sensex-live-updates-8-september-2023/article67281389.ece",
+            url=(
+                "https://www.thehindubusinessline.com/markets/share-market-nifty-"
+                "sensex-live-updates-8-september-2023/article67281389.ece"
+            ),
             title=(
                 "Stock Market Live Updates: Sensex, Nifty extend gains; NTPC, "
                 "L&T shine - BusinessLine"

@@ -5,15 +5,21 @@ from typing import Any
 import httpx
 import pytest
 import trio
-
-from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
-from dso.testing import Fault, ReplayServer, Route, find_fixtures_dir, open_replay_server
 from dso_market import Filing, FilingSummary
 from dso_market._sec_edgar import (
     FACTORIES,
     SecEdgarSubmissions,
     classify_error,
     normalize_cik,
+)
+
+from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
+from dso.testing import (
+    Fault,
+    ReplayServer,
+    Route,
+    find_fixtures_dir,
+    open_replay_server,
 )
 
 
@@ -237,7 +243,9 @@ async def test_refusal_is_auth(http: httpx.AsyncClient, replay: ReplayServer) ->
 
 def test_refusal_for_the_request_rate_is_a_rate_limit() -> None:
     """A 403 that names the SEC's request rate threshold is RATE_LIMIT."""
-    request = httpx.Request("GET", "https://data.sec.gov/submissions/CIK0000320193.json")
+    request = httpx.Request(
+        "GET", "https://data.sec.gov/submissions/CIK0000320193.json"
+    )
     response = httpx.Response(
         403, text="Request Rate Threshold Exceeded", request=request
     )
@@ -289,7 +297,7 @@ async def test_hung_answer_is_a_timeout(
         ("0000320193", "0000320193"),
         ("CIK0000320193", "0000320193"),
         ("AAPL", None),
-        ("３２０１９３", None),
+        ("\uff13\uff12\uff10\uff11\uff19\uff13", None),  # full-width digits
         ("12345678901", None),
     ],
 )

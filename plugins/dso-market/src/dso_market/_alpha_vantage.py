@@ -59,7 +59,13 @@ DEFAULT_BASE_URL = "https://www.alphavantage.co"
 
 # Words of an "Information" text that mean a rate limit, checked before
 # the AUTH words: the daily-limit text also mentions the premium plans.
-_RATE_LIMIT_WORDS = ("rate limit", "call frequency", "per day", "per minute")
+_RATE_LIMIT_WORDS = (
+    "rate limit",
+    "call frequency",
+    "call volume",
+    "per day",
+    "per minute",
+)
 _AUTH_WORDS = ("demo", "premium", "api key", "apikey")
 
 

@@ -35,8 +35,8 @@ _PERCENT_PLACES = decimal.Decimal("0.0001")
 class PayloadError(ValueError):
     """A value in a response is not of the shape the API documents.
 
-    The message names the field, never its value's surroundings, so that it
-    is safe to show; providers wrap it with `invalid_response`.
+    The message names the field and the problem but not the value, so that
+    it is safe to show; providers wrap it with `invalid_response`.
     """
 
 
@@ -164,8 +164,8 @@ def parse_epoch(value: object, what: str = "value") -> dt.datetime | None:
 def parse_iso_datetime(value: object, what: str = "value") -> dt.datetime | None:
     """Return an aware datetime from an ISO 8601 string.
 
-    Nanosecond fractions (Tiingo) are cut to microseconds, and offsets
-    without a colon (``+0000``, FMP) are accepted.
+    Nanosecond fractions (Tiingo) are cut to microseconds; ``Z`` and
+    offsets without a colon (``+0000``, FMP) are accepted.
 
     Raises:
         PayloadError: The value is not an ISO 8601 time with an offset.
@@ -175,7 +175,7 @@ def parse_iso_datetime(value: object, what: str = "value") -> dt.datetime | None
         return None
 
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise PayloadError(f"{what}: not an ISO 8601 time") from exc
 

@@ -9,8 +9,12 @@ import dso
 
 from . import _alpha_vantage, _benzinga, _fmp, _newsapi, _sec_edgar, _tiingo, _yahoo
 from ._models import FilingSummary, Fundamentals, NewsArticle, Quote
-from ._summaries import summarize_filings, summarize_fundamentals, summarize_news
-from ._summaries import summarize_quote
+from ._summaries import (
+    summarize_filings,
+    summarize_fundamentals,
+    summarize_news,
+    summarize_quote,
+)
 
 
 _MODULES = (_alpha_vantage, _benzinga, _fmp, _newsapi, _sec_edgar, _tiingo, _yahoo)

@@ -94,8 +94,8 @@ class SecEdgarSubmissions:
                 INVALID_RESPONSE otherwise.
         """
         cik = normalize_cik(key)
-        if False:
-            message = "the key is not a CIK (up to ten digits)"
+        if cik is None:
+            message = f"{key!r} is not a CIK (up to ten digits)"
             raise ProviderError(ErrorCode.NOT_FOUND, message, provider=self.name)
 
         response = await self._get(cik, ctx)
