@@ -20,6 +20,7 @@ import attrs
 import httpx
 import trio
 
+from ._background import open_background_nursery
 from ._batch import BatchRun
 from ._breaker import BreakerState, BreakerTransition
 from ._cache import CacheBackend, CacheBackendFactory, WallClock
@@ -516,8 +517,7 @@ async def open_orchestrator(
             backend, Codec(), TtlTable.from_config(config), clock, config.cache.prefix
         )
         guarded = _guard_all(config, loaded, providers, http)
-        body_error: BaseException | None = None
-        async with trio.open_nursery() as nursery:
+        async with open_background_nursery() as nursery:
             orchestrator = Orchestrator(
                 config=config,
                 plugins=loaded,
@@ -529,17 +529,8 @@ async def open_orchestrator(
             )
             try:
                 yield orchestrator
-            except BaseException as exc:
-                # Raised again below, outside the nursery, so the caller's
-                # own errors reach it as themselves, not wrapped in an
-                # exception group.
-                body_error = exc
             finally:
                 orchestrator._close()
-                nursery.cancel_scope.cancel()
-
-        if body_error is not None:
-            raise body_error
 
 
 def _from_cache(

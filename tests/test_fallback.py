@@ -297,3 +297,12 @@ async def test_invalidate_forces_a_new_call(orchestrator: OpenOrchestrator) -> N
         result = await orch.fetch_with_fallback("AAPL", ["only"], namespace="quotes")
 
     assert (False, 2) == (result.cached, len(provider.calls))
+
+
+async def test_errors_in_the_block_come_out_as_themselves(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """An exception raised inside the orchestrator's block is not wrapped."""
+    with pytest.raises(KeyError, match="mine"):
+        async with orchestrator(FakeProvider("only")):
+            raise KeyError("mine")

@@ -19,6 +19,7 @@ import attrs
 import h11
 import trio
 
+from .._background import open_background_nursery
 from ._faults import ANY_PROVIDER, Fault, rule_from_json
 from ._http11 import Answer, Connection, Incoming
 from ._routes import CONTROL_PROVIDER, Route, RouteTable
@@ -303,15 +304,10 @@ async def open_replay_server(
         FileNotFoundError: A route's file does not exist.
         OSError: The address cannot be listened on.
     """
-    # Set up before the nursery opens, so that a missing file or a busy
-    # port comes out as itself rather than inside an exception group.
     server, listeners = await _open_server(routes, fixtures_dir, host, port)
-    async with trio.open_nursery() as nursery:
+    async with open_background_nursery() as nursery:
         nursery.start_soon(trio.serve_listeners, server._serve_connection, listeners)
-        try:
-            yield server
-        finally:
-            nursery.cancel_scope.cancel()
+        yield server
 
 
 async def serve_replay(

@@ -179,6 +179,18 @@ async def test_batch_omits_unknown_tickers(
     assert {"AAPL", "MSFT"} == set(quotes)
 
 
+async def test_batch_of_unknown_tickers_only_is_empty(
+    replay: ReplayServer, http: httpx.AsyncClient
+) -> None:
+    """A batch Tiingo answers with ``[]`` is an empty mapping, not an error."""
+    provider, ctx = tiingo(replay, http)
+
+    quotes = await provider.fetch_batch(["NONEXIST"], ctx)
+
+    expected: dict[str, Quote] = {}
+    assert expected == quotes
+
+
 async def test_monthly_limit_text_is_rate_limit(
     replay: ReplayServer, http: httpx.AsyncClient
 ) -> None:
