@@ -22,6 +22,8 @@ CALLS = 20_000
 
 @attrs.frozen
 class Quote:
+    """A small record, the shape of a typical cached value."""
+
     symbol: str
     price: float
     volume: int

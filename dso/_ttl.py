@@ -89,4 +89,3 @@ class TtlTable:
 
 def _known_tiers(rows: list[TtlSettings]) -> frozenset[str]:
     return frozenset(tier for row in rows for tier in row.tiers)
-

@@ -8,7 +8,9 @@ import trio.testing
 import dso
 
 
-async def test_concurrent_callers_share_one_run() -> None:
+async def test_concurrent_callers_share_one_run(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     """Callers arriving while a call runs join it and get its value."""
     runs = 0
 

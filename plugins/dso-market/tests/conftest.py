@@ -1,9 +1,9 @@
 from collections.abc import AsyncIterator
 
-import dso_market
 import httpx
 import pytest
 
+import dso_market
 from dso.testing import ReplayServer, find_fixtures_dir, load_routes, open_replay_server
 
 

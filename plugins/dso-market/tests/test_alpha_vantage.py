@@ -4,14 +4,6 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from dso_market import Fundamentals, Quote
-from dso_market._alpha_vantage import (
-    FACTORIES,
-    AlphaVantageOverview,
-    AlphaVantageQuotes,
-    _code_for_information,
-)
-from dso_market._parse import parse_text
 
 from dso import (
     ErrorCode,
@@ -21,6 +13,14 @@ from dso import (
     ProviderSettings,
 )
 from dso.testing import Fault, ReplayServer
+from dso_market import Fundamentals, Quote
+from dso_market._alpha_vantage import (
+    FACTORIES,
+    AlphaVantageOverview,
+    AlphaVantageQuotes,
+    _code_for_information,
+)
+from dso_market._parse import parse_text
 
 
 KEY = "SECRET-KEY-123"

@@ -5,8 +5,6 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from dso_market import NewsArticle
-from dso_market._benzinga import FACTORIES, BenzingaNews, classify_error
 
 from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
 from dso.testing import (
@@ -16,6 +14,8 @@ from dso.testing import (
     find_fixtures_dir,
     open_replay_server,
 )
+from dso_market import NewsArticle
+from dso_market._benzinga import FACTORIES, BenzingaNews, classify_error
 
 
 SECRET = "SECRET-KEY-123"

@@ -6,11 +6,11 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from dso_market import Fundamentals, Quote
-from dso_market._fmp import FACTORIES, FmpProfile, FmpQuotes
 
 from dso import ErrorCode, Provider, ProviderContext, ProviderError, ProviderSettings
 from dso.testing import Fault, ReplayServer
+from dso_market import Fundamentals, Quote
+from dso_market._fmp import FACTORIES, FmpProfile, FmpQuotes
 
 
 KEY = "SECRET-KEY-123"

@@ -3,18 +3,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
-import dso_market
 import httpx
 import pytest
 import trio
-from dso_market import NewsArticle
-from dso_market._newsapi import (
-    FACTORIES,
-    NewsApiHeadlines,
-    NewsApiSearch,
-    classify_error,
-)
 
+import dso_market
 from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
 from dso.testing import (
     Fault,
@@ -23,6 +16,13 @@ from dso.testing import (
     find_fixtures_dir,
     load_routes,
     open_replay_server,
+)
+from dso_market import NewsArticle
+from dso_market._newsapi import (
+    FACTORIES,
+    NewsApiHeadlines,
+    NewsApiSearch,
+    classify_error,
 )
 
 

@@ -5,13 +5,6 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from dso_market import Filing, FilingSummary
-from dso_market._sec_edgar import (
-    FACTORIES,
-    SecEdgarSubmissions,
-    classify_error,
-    normalize_cik,
-)
 
 from dso import ConfigError, ErrorCode, ProviderContext, ProviderError, ProviderSettings
 from dso.testing import (
@@ -20,6 +13,13 @@ from dso.testing import (
     Route,
     find_fixtures_dir,
     open_replay_server,
+)
+from dso_market import Filing, FilingSummary
+from dso_market._sec_edgar import (
+    FACTORIES,
+    SecEdgarSubmissions,
+    classify_error,
+    normalize_cik,
 )
 
 

@@ -6,8 +6,6 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from dso_market import Quote
-from dso_market._tiingo import FACTORIES, TiingoQuotes
 
 from dso import (
     BatchProvider,
@@ -17,6 +15,8 @@ from dso import (
     ProviderSettings,
 )
 from dso.testing import Fault, ReplayServer
+from dso_market import Quote
+from dso_market._tiingo import FACTORIES, TiingoQuotes
 
 
 KEY = "SECRET-KEY-123"

@@ -6,13 +6,6 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from dso_market import Fundamentals, Quote
-from dso_market._yahoo import (
-    FACTORIES,
-    YahooChartQuotes,
-    YahooQuotes,
-    YahooSummary,
-)
 
 from dso import (
     BatchProvider,
@@ -23,6 +16,13 @@ from dso import (
     ProviderSettings,
 )
 from dso.testing import Fault, ReplayServer
+from dso_market import Fundamentals, Quote
+from dso_market._yahoo import (
+    FACTORIES,
+    YahooChartQuotes,
+    YahooQuotes,
+    YahooSummary,
+)
 
 
 AAPL_V7 = Quote(
