@@ -139,11 +139,11 @@ class Orchestrator:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
         """
-        space = self._namespace(namespace)
+        space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
 
-        cached = await self._cache.read(space, key, tier)
+        cached = await self._read_cache(space, key, tier, deadline)
         if cached is not None and cached.fresh:
             return _from_cache(key, space, cached)
 
@@ -193,7 +193,7 @@ class Orchestrator:
             LookupError: A provider or namespace name is unknown.
             ValueError: No merge strategy is given or declared.
         """
-        space = self._namespace(namespace)
+        space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
         strategy = merge or space.spec.merge
@@ -208,7 +208,7 @@ class Orchestrator:
                 f"min_providers must be between 1 and {len(chain)}, got {needed}"
             )
 
-        cached = await self._cache.read(space, key, tier)
+        cached = await self._read_cache(space, key, tier, deadline)
         if cached is not None and cached.fresh:
             return _from_cache(key, space, cached)
 
@@ -260,7 +260,7 @@ class Orchestrator:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
         """
-        space = self._namespace(namespace)
+        space = self._namespace(namespace, tier)
         primary = self._chain(None if provider is None else [provider], space)[0]
         fallbacks = self._chain(fallback_providers, space) if fallback_providers else []
         deadline = self._deadline(timeout)
@@ -298,8 +298,9 @@ class Orchestrator:
             breakers={name: p.breaker.state for name, p in self._providers.items()},
         )
 
-    def provider(self, name: str) -> GuardedProvider:
-        """Return the guarded provider *name*, building it if needed."""
+    def _guarded(self, name: str) -> GuardedProvider:
+        # Providers that have a factory but no configuration section are
+        # built on first use, with the default settings.
         self._check_open()
         guarded = self._providers.get(name)
         if guarded is not None:
@@ -322,8 +323,9 @@ class Orchestrator:
         if self._closed:
             raise OrchestratorClosed("the orchestrator is closed")
 
-    def _namespace(self, name: str) -> BoundNamespace:
+    def _namespace(self, name: str, tier: str | None = None) -> BoundNamespace:
         self._check_open()
+        self._cache.check_tier(tier)
         space = self._namespaces.get(name)
         if space is None:
             known = ", ".join(sorted(self._namespaces)) or "none"
@@ -345,7 +347,7 @@ class Orchestrator:
                 f"no providers given, and namespace {space.name!r} configures none"
             )
 
-        return [self.provider(name) for name in names]
+        return [self._guarded(name) for name in names]
 
     def _deadline(self, timeout: float | _UseDefault | None) -> float:
         if timeout is USE_DEFAULT:
@@ -358,6 +360,15 @@ class Orchestrator:
             raise ValueError(f"timeout must not be negative, got {timeout}")
 
         return trio.current_time() + timeout
+
+    async def _read_cache(
+        self, space: BoundNamespace, key: str, tier: str | None, deadline: float
+    ) -> CachedValue | None:
+        # A cache that does not answer before the deadline is a miss.
+        with trio.move_on_at(deadline):
+            return await self._cache.read(space, key, tier)
+
+        return None
 
     async def _shared(
         self,

@@ -79,6 +79,12 @@ class TypedCache:
         self._clock = clock
         self._prefix = prefix
 
+    def check_tier(self, tier: str | None) -> None:
+        """Raise `ValueError` unless *tier* is ``None`` or a configured tier."""
+        if tier is not None and tier not in self._ttl.tiers:
+            known = ", ".join(sorted(self._ttl.tiers)) or "none configured"
+            raise ValueError(f"unknown tier {tier!r}; known tiers: {known}")
+
     def key_for(self, namespace: BoundNamespace, key: str) -> str:
         """Return the backend key of *key* in *namespace*."""
         return cache_key(self._prefix, namespace.name, namespace.version, key)

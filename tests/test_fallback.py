@@ -306,3 +306,14 @@ async def test_errors_in_the_block_come_out_as_themselves(
     with pytest.raises(KeyError, match="mine"):
         async with orchestrator(FakeProvider("only")):
             raise KeyError("mine")
+
+
+async def test_unknown_tier_is_refused_even_without_a_cache_entry(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """A tier no TTL row names is a ValueError naming it and the known ones."""
+    async with orchestrator(FakeProvider("only", {"AAPL": 1})) as orch:
+        with pytest.raises(ValueError, match="unknown tier 'gold'; known tiers: pro"):
+            await orch.fetch_with_fallback(
+                "AAPL", ["only"], namespace="quotes", tier="gold"
+            )
