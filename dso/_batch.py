@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import attrs
 import trio
 
 from ._errors import ErrorCode
@@ -64,20 +65,25 @@ class BatchRun:
         self._attempts: defaultdict[str, list[Attempt]] = defaultdict(list)
         self._provider_calls = 0
 
-    async def run(self, keys: list[str], tier: str | None) -> None:
-        """Fetch *keys* (distinct, in order); cancelling keeps what is done."""
+    async def read(self, keys: list[str], tier: str | None) -> None:
+        """Read the cache for *keys* (distinct, in order) in one round trip."""
         self._keys = keys
         self._cached = await self._cache.read_many(self._space, keys, tier)
-        misses = [key for key in keys if not self._is_fresh_in_cache(key)]
+
+    async def fetch(self) -> None:
+        """Fetch the misses; cancelling keeps what has arrived."""
+        misses = [key for key in self._keys if not self._is_fresh_in_cache(key)]
         if not misses:
             return
 
         await self._fetch_from_primary(misses)
-        await self._cache.write_many(self._space, self._fetched)
-
         failed = [key for key in misses if key not in self._fetched]
         if failed and self._fallbacks:
             await self._fetch_from_fallbacks(failed)
+
+    async def store(self) -> None:
+        """Write every value the primary delivered to the cache, at once."""
+        await self._cache.write_many(self._space, self._fetched)
 
     def result(self, allow_stale: bool, *, timed_out: bool) -> BatchResult[Any]:
         """Return the per-key results and the summary of what was done.
@@ -111,7 +117,10 @@ class BatchRun:
 
     async def _fetch_one(self, key: str) -> None:
         value, attempt = await self._primary.fetch(
-            key, namespace=self._space.name, deadline=self._deadline
+            key,
+            namespace=self._space.name,
+            deadline=self._deadline,
+            accepts=self._space.accepts,
         )
         self._count_call(attempt)
         self._attempts[key].append(attempt)
@@ -132,17 +141,20 @@ class BatchRun:
         for key in chunk:
             value = found.get(key)
             if value is None:
-                missing = Attempt(
-                    self._primary.name,
-                    ErrorCode.NOT_FOUND,
-                    "not in the batch answer",
-                    duration=attempt.duration,
-                    keys=attempt.keys,
+                failure = attrs.evolve(
+                    attempt, code=ErrorCode.NOT_FOUND, message="not in the batch answer"
                 )
-                self._attempts[key].append(missing)
+            elif not self._space.accepts(value):
+                message = f"provider returned a {type(value).__name__} for this key"
+                failure = attrs.evolve(
+                    attempt, code=ErrorCode.INVALID_RESPONSE, message=message
+                )
             else:
                 self._attempts[key].append(attempt)
                 self._fetched[key] = value
+                continue
+
+            self._attempts[key].append(failure)
 
     async def _fetch_from_fallbacks(self, failed: list[str]) -> None:
         async def rescue(key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar, cast
 
@@ -77,12 +78,25 @@ class GuardedProvider:
         return max(1, int(self.provider.max_batch_size))
 
     async def fetch(
-        self, key: str, *, namespace: str, deadline: float
+        self,
+        key: str,
+        *,
+        namespace: str,
+        deadline: float,
+        accepts: Callable[[object], bool] = lambda value: True,
     ) -> tuple[object | None, Attempt]:
-        """Try to fetch one key; return the value (or ``None``) and the attempt."""
+        """Try to fetch one key; return the value (or ``None``) and the attempt.
+
+        A value that *accepts* refuses is the provider's INVALID_RESPONSE.
+        """
 
         async def call(ctx: ProviderContext) -> object:
-            return await self.provider.fetch(key, ctx)
+            value = await self.provider.fetch(key, ctx)
+            if value is not None and not accepts(value):
+                message = f"provider returned a {type(value).__name__}, not {namespace}"
+                raise ProviderError(ErrorCode.INVALID_RESPONSE, message)
+
+            return value
 
         return await self._attempt(call, namespace=namespace, deadline=deadline)
 
@@ -113,6 +127,25 @@ class GuardedProvider:
         namespace: str,
         deadline: float,
         keys: int = 1,
+    ) -> tuple[V | None, Attempt]:
+        # Waiting for a place in the bulkhead comes first and is bounded by
+        # the call's deadline only: time spent queued behind our own calls
+        # says nothing about the provider, so it neither takes a breaker
+        # permit nor counts against the attempt's timeout.
+        with trio.move_on_at(deadline) as queued:
+            async with self.limiter:
+                queued.deadline = math.inf
+                return await self._attempt_with_place(call, namespace, deadline, keys)
+
+        message = "no free place in the bulkhead before the deadline"
+        return None, Attempt(self.name, ErrorCode.TIMEOUT, message, keys=keys)
+
+    async def _attempt_with_place(
+        self,
+        call: Callable[[ProviderContext], Awaitable[V]],
+        namespace: str,
+        deadline: float,
+        keys: int,
     ) -> tuple[V | None, Attempt]:
         permit = self.breaker.try_acquire()
         if permit is None:
@@ -151,16 +184,10 @@ class GuardedProvider:
         attempt_deadline = min(deadline, trio.current_time() + timeout)
         ctx = ProviderContext(self._http, self.settings, namespace, attempt_deadline)
 
-        with trio.move_on_at(attempt_deadline) as scope:
-            async with self.limiter:
-                return await self._translated(call, ctx)
+        with trio.move_on_at(attempt_deadline):
+            return await self._translated(call, ctx)
 
-        if scope.cancelled_caught:
-            raise ProviderError(
-                ErrorCode.TIMEOUT, "no answer in time", provider=self.name
-            )
-
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise ProviderError(ErrorCode.TIMEOUT, "no answer in time", provider=self.name)
 
     async def _translated(
         self, call: Callable[[ProviderContext], Awaitable[V]], ctx: ProviderContext

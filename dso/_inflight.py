@@ -68,9 +68,7 @@ class InflightCalls(Generic[T]):
         """
         shared = self._calls.get(key)
         if shared is None:
-            shared = _SharedCall()
-            self._calls[key] = shared
-            self._nursery.start_soon(self._run, key, shared, run)
+            shared = self._start(key, run)
         else:
             self._joins += 1
 
@@ -80,12 +78,33 @@ class InflightCalls(Generic[T]):
         finally:
             shared.waiters -= 1
             if shared.waiters == 0 and not shared.done.is_set():
-                shared.cancel_scope.cancel()
+                self._abandon(key, shared)
 
         if shared.error is not None:
             raise shared.error
 
         return shared.value  # type: ignore[return-value]
+
+    def _start(self, key: Hashable, run: Callable[[], Awaitable[T]]) -> _SharedCall[T]:
+        shared: _SharedCall[T] = _SharedCall()
+        try:
+            self._nursery.start_soon(self._run, key, shared, run)
+        except RuntimeError:
+            # The nursery no longer accepts tasks: its owner is closing.
+            raise OrchestratorClosed("the orchestrator closed") from None
+
+        self._calls[key] = shared
+        return shared
+
+    def _abandon(self, key: Hashable, shared: _SharedCall[T]) -> None:
+        # Forget the call at once, not when its task notices the
+        # cancellation: a provider stuck in a thread may take a while, and
+        # a caller arriving meanwhile must start a fresh call rather than
+        # join one that is already cancelled.
+        if self._calls.get(key) is shared:
+            del self._calls[key]
+
+        shared.cancel_scope.cancel()
 
     def statistics(self) -> InflightStatistics:
         """Return how many calls and waiters there are now."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -63,3 +64,38 @@ class BoundNamespace:
     def value_type(self) -> Any:
         """The type of its values."""
         return self.spec.value_type
+
+    def accepts(self, value: object) -> bool:
+        """Tell whether *value* is of the namespace's type, as far as it shows.
+
+        Plain classes are checked with ``isinstance``; for a generic such as
+        ``tuple[Article, ...]`` the container and its items are checked.
+        ``object`` and ``Any`` accept everything.
+        """
+        return _is_instance(value, self.value_type)
+
+
+def _is_instance(value: object, expected: Any) -> bool:
+    if expected is object or expected is Any:
+        return True
+
+    origin = typing.get_origin(expected)
+    if origin is None:
+        return not isinstance(expected, type) or isinstance(value, expected)
+
+    if not isinstance(origin, type):
+        # Unions, literals and the like are left to the codec.
+        return True
+
+    if not isinstance(value, origin):
+        return False
+
+    arguments = typing.get_args(expected)
+    if origin in (list, tuple, set, frozenset) and len(arguments) in (1, 2):
+        item_type = arguments[0]
+        if len(arguments) == 2 and arguments[1] is not Ellipsis:
+            return True
+
+        return all(_is_instance(item, item_type) for item in value)  # type: ignore[attr-defined]
+
+    return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import enum
 import logging
 import math
@@ -11,6 +13,7 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
+    Iterator,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -40,6 +43,9 @@ from ._typed_cache import CachedValue, TypedCache
 
 
 logger = logging.getLogger("dso")
+
+_JOIN_GRACE = 0.5
+"""Seconds a waiter waits past its deadline for the shared call's result."""
 
 
 class _UseDefault(enum.Enum):
@@ -102,6 +108,7 @@ class Orchestrator:
         self._factories = plugins.provider_factories()
         self._stale_served = 0
         self._closed = False
+        self._running: set[trio.CancelScope] = set()
 
     async def fetch_with_fallback(
         self,
@@ -139,23 +146,25 @@ class Orchestrator:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
         """
+        _check_key(key)
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
 
-        cached = await self._read_cache(space, key, tier, deadline)
-        if cached is not None and cached.fresh:
-            return _from_cache(key, space, cached)
+        with self._call():
+            cached = await self._cache.read(space, key, tier)
+            if cached is not None and cached.fresh:
+                return _from_cache(key, space, cached)
 
-        names = tuple(guarded.name for guarded in chain)
+            names = tuple(guarded.name for guarded in chain)
 
-        async def fetch() -> FetchResult[Any]:
-            return await self._fallback(key, space, chain, deadline)
+            async def fetch() -> FetchResult[Any]:
+                return await self._fallback(key, space, chain, deadline)
 
-        result = await self._shared(
-            ("fallback", space.name, key, names), fetch, key, space, deadline
-        )
-        return self._with_stale(result, cached, allow_stale)
+            result = await self._shared(
+                ("fallback", space.name, key, names), fetch, key, space, deadline
+            )
+            return self._with_stale(result, cached, allow_stale)
 
     async def fetch_with_merge(
         self,
@@ -200,31 +209,29 @@ class Orchestrator:
         if strategy is None:
             raise ValueError(f"namespace {space.name!r} declares no merge; pass one")
 
-        needed = (
-            space.settings.min_providers if min_providers is None else min_providers
+        needed = _min_providers(
+            space.settings.min_providers if min_providers is None else min_providers,
+            len(chain),
         )
-        if not 1 <= needed <= len(chain):
-            raise ValueError(
-                f"min_providers must be between 1 and {len(chain)}, got {needed}"
+
+        with self._call():
+            cached = await self._cache.read(space, key, tier)
+            if cached is not None and cached.fresh:
+                return _from_cache(key, space, cached)
+
+            names = tuple(guarded.name for guarded in chain)
+
+            async def fetch() -> FetchResult[Any]:
+                return await self._merge(key, space, chain, strategy, needed, deadline)
+
+            result = await self._shared(
+                ("merge", space.name, key, names, strategy, needed),
+                fetch,
+                key,
+                space,
+                deadline,
             )
-
-        cached = await self._read_cache(space, key, tier, deadline)
-        if cached is not None and cached.fresh:
-            return _from_cache(key, space, cached)
-
-        names = tuple(guarded.name for guarded in chain)
-
-        async def fetch() -> FetchResult[Any]:
-            return await self._merge(key, space, chain, strategy, needed, deadline)
-
-        result = await self._shared(
-            ("merge", space.name, key, names, strategy, needed),
-            fetch,
-            key,
-            space,
-            deadline,
-        )
-        return self._with_stale(result, cached, allow_stale)
+            return self._with_stale(result, cached, allow_stale)
 
     async def batch_fetch(
         self,
@@ -265,6 +272,7 @@ class Orchestrator:
         fallbacks = self._chain(fallback_providers, space) if fallback_providers else []
         deadline = self._deadline(timeout)
 
+        distinct = _distinct(keys)
         run = BatchRun(
             space=space,
             primary=primary,
@@ -273,17 +281,29 @@ class Orchestrator:
             fallback=self._fallback,
             deadline=deadline,
         )
-        with trio.move_on_at(deadline) as scope:
-            await run.run(_distinct(keys), tier)
+        with self._call():
+            await run.read(distinct, tier)
+            with trio.move_on_at(deadline) as scope:
+                await run.fetch()
+
+            # What arrived before the deadline is kept, even if the rest
+            # did not make it.
+            await run.store()
 
         result = run.result(allow_stale, timed_out=scope.cancelled_caught)
         self._stale_served += result.summary.stale
         return result
 
     async def invalidate(self, namespace: str, key: str) -> None:
-        """Remove the cached value of *key* in *namespace*."""
+        """Remove the cached value of *key* in *namespace*.
+
+        Unlike reads and writes, a failure here is not ignored: a value
+        that should be gone might still be served.
+        """
+        _check_key(key)
         space = self._namespace(namespace)
-        await self._cache.backend.delete(self._cache.key_for(space, key))
+        with self._call():
+            await self._cache.backend.delete(self._cache.key_for(space, key))
 
     def statistics(self) -> OrchestratorStatistics:
         """Return counters since the orchestrator opened."""
@@ -318,10 +338,29 @@ class Orchestrator:
 
     def _close(self) -> None:
         self._closed = True
+        for scope in self._running:
+            scope.cancel()
 
     def _check_open(self) -> None:
         if self._closed:
             raise OrchestratorClosed("the orchestrator is closed")
+
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[None]:
+        # Every public call runs under a scope that closing the
+        # orchestrator cancels, so no caller goes on using a closed cache
+        # or HTTP client, and each one learns why it stopped.
+        self._check_open()
+        scope = trio.CancelScope()
+        self._running.add(scope)
+        try:
+            with scope:
+                yield
+        finally:
+            self._running.discard(scope)
+
+        if scope.cancelled_caught:
+            raise OrchestratorClosed("the orchestrator closed during the call")
 
     def _namespace(self, name: str, tier: str | None = None) -> BoundNamespace:
         self._check_open()
@@ -347,6 +386,14 @@ class Orchestrator:
                 f"no providers given, and namespace {space.name!r} configures none"
             )
 
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"provider names must be strings, got {name!r}")
+
+        duplicates = sorted({name for name in names if list(names).count(name) > 1})
+        if duplicates:
+            raise ValueError(f"provider named twice: {', '.join(duplicates)}")
+
         return [self._guarded(name) for name in names]
 
     def _deadline(self, timeout: float | _UseDefault | None) -> float:
@@ -356,19 +403,13 @@ class Orchestrator:
         if timeout is None:
             return math.inf
 
-        if timeout < 0:
-            raise ValueError(f"timeout must not be negative, got {timeout}")
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+
+        if not timeout >= 0:
+            raise ValueError(f"timeout must be 0 or more seconds, got {timeout}")
 
         return trio.current_time() + timeout
-
-    async def _read_cache(
-        self, space: BoundNamespace, key: str, tier: str | None, deadline: float
-    ) -> CachedValue | None:
-        # A cache that does not answer before the deadline is a miss.
-        with trio.move_on_at(deadline):
-            return await self._cache.read(space, key, tier)
-
-        return None
 
     async def _shared(
         self,
@@ -378,11 +419,17 @@ class Orchestrator:
         space: BoundNamespace,
         deadline: float,
     ) -> FetchResult[Any]:
+        # The shared call ends by its creator's deadline with every attempt
+        # listed; the grace lets that result, not a bare timeout, reach a
+        # waiter with the same deadline.
         # TODO: a waiter that joins a call inherits the first caller's
-        # deadline for the providers; the waiter's own deadline only bounds
-        # its wait. Issue 4 gives each shared call the latest deadline.
-        with trio.move_on_at(deadline):
-            return await self._inflight.call(call_key, fetch)
+        # deadline for the providers; its own deadline only bounds its
+        # wait. Issue 4 gives each shared call the latest deadline.
+        with trio.move_on_at(deadline + _JOIN_GRACE):
+            result = await self._inflight.call(call_key, fetch)
+            # Waiters share one result; each gets its own copy of the data,
+            # so that one caller's mutation never reaches another.
+            return attrs.evolve(result, data=copy.deepcopy(result.data))
 
         return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
 
@@ -399,7 +446,7 @@ class Orchestrator:
                 break
 
             value, attempt = await guarded.fetch(
-                key, namespace=space.name, deadline=deadline
+                key, namespace=space.name, deadline=deadline, accepts=space.accepts
             )
             attempts.append(attempt)
             if value is not None:
@@ -431,7 +478,7 @@ class Orchestrator:
 
         async def attempt(index: int, guarded: GuardedProvider) -> None:
             outcomes[index] = await guarded.fetch(
-                key, namespace=space.name, deadline=deadline
+                key, namespace=space.name, deadline=deadline, accepts=space.accepts
             )
 
         async with trio.open_nursery() as nursery:
@@ -550,6 +597,23 @@ def _from_cache(
     return FetchResult(
         key, space.name, cached.value, source=CACHE_SOURCE, cached=True, age=cached.age
     )
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a string, got {key!r}")
+
+
+def _min_providers(needed: object, available: int) -> int:
+    if isinstance(needed, bool) or not isinstance(needed, int):
+        raise TypeError(f"min_providers must be an integer, got {needed!r}")
+
+    if not 1 <= needed <= available:
+        raise ValueError(
+            f"min_providers must be between 1 and {available}, got {needed}"
+        )
+
+    return needed
 
 
 def _distinct(keys: Iterable[str]) -> list[str]:

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 import dso
-from dso.testing import FakeBatchProvider, FakeProvider
+from dso.testing import Delay, FakeBatchProvider, FakeProvider
 
 
 MAX = 4
@@ -162,3 +162,35 @@ async def test_failed_keys_serve_stale_when_allowed(
         result.summary.failed,
         result.summary.successful,
     )
+
+
+async def test_queueing_for_the_bulkhead_is_not_a_provider_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Keys waiting for a free place do not time out or trip the breaker."""
+    provider = FakeProvider("limited", dict.fromkeys(symbols(40), 0), delay=1)
+
+    async with orchestrator(provider) as orch:
+        result = await orch.batch_fetch(symbols(40), "limited", namespace="quotes")
+        state = orch.statistics().breakers["limited"]
+
+    assert (40, 0) == (result.summary.successful, result.summary.failed)
+    assert dso.BreakerState.CLOSED == state
+
+
+async def test_what_arrived_before_the_deadline_is_cached(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch cut short keeps and caches the chunks that did answer."""
+    provider = FakeBatchProvider("batch", {"A": 1, "B": 2, "C": 3}, max_batch_size=2)
+    provider.script("C", Delay(10, 3))
+
+    async with orchestrator(provider) as orch:
+        first = await orch.batch_fetch(
+            ["A", "B", "C"], "batch", namespace="quotes", timeout=5
+        )
+        second = await orch.batch_fetch(["A", "B"], "batch", namespace="quotes")
+
+    assert {"A": 1, "B": 2, "C": None} == {k: r.data for k, r in first.items()}
+    assert dso.ErrorCode.TIMEOUT == first["C"].attempts[-1].code
+    assert 2 == second.summary.cached

@@ -317,3 +317,115 @@ async def test_unknown_tier_is_refused_even_without_a_cache_entry(
             await orch.fetch_with_fallback(
                 "AAPL", ["only"], namespace="quotes", tier="gold"
             )
+
+
+async def test_a_provider_named_twice_is_refused(
+    orchestrator: OpenOrchestrator,
+) -> None:
+    """A chain naming a provider twice is a ValueError naming it."""
+    async with orchestrator(FakeProvider("only")) as orch:
+        with pytest.raises(ValueError, match="provider named twice: only"):
+            await orch.fetch_with_fallback("A", ["only", "only"], namespace="quotes")
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [("5", TypeError), (True, TypeError), (-1, ValueError), (float("nan"), ValueError)],
+)
+async def test_bad_timeouts_are_refused(
+    orchestrator: OpenOrchestrator, timeout: object, error: type[Exception]
+) -> None:
+    """A timeout that is not a number of seconds is refused up front."""
+    async with orchestrator(FakeProvider("only")) as orch:
+        with pytest.raises(error, match="timeout"):
+            await orch.fetch_with_fallback(
+                "A",
+                ["only"],
+                namespace="quotes",
+                timeout=timeout,  # type: ignore[arg-type]
+            )
+
+
+async def test_a_value_of_the_wrong_type_is_an_invalid_response() -> None:
+    """A provider answering with the wrong type fails, and the next one answers."""
+
+    class Price(float):
+        pass
+
+    liar = FakeProvider("liar", {"A": {"price": "lots"}})
+    honest = FakeProvider("honest", {"A": Price(1.5)})
+    prices = dso.Namespace("prices", Price)
+    config = dso.Config(plugins=dso.PluginSettings(autoload=False))
+
+    async with dso.open_orchestrator(
+        config, providers=[liar, honest], namespaces=[prices]
+    ) as orch:
+        result = await orch.fetch_with_fallback(
+            "A", ["liar", "honest"], namespace="prices"
+        )
+
+    assert ("honest", 1.5) == (result.source, result.data)
+    assert dso.ErrorCode.INVALID_RESPONSE == result.attempts[0].code
+
+
+async def test_waiters_get_their_own_copy_of_shared_data(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Two callers sharing one call never share one mutable value."""
+    provider = FakeProvider("only", {"A": [1, 2]}, delay=1)
+    results: list[Any] = []
+
+    async with orchestrator(provider) as orch:
+
+        async def fetch() -> None:
+            result = await orch.fetch_with_fallback("A", ["only"], namespace="quotes")
+            results.append(result.data)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch)
+            nursery.start_soon(fetch)
+
+    results[0].append(3)
+
+    assert ([1, 2, 3], [1, 2], 1) == (results[0], results[1], len(provider.calls))
+
+
+async def test_closing_stops_calls_in_flight_with_a_clear_error(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Leaving the block ends calls still running; they raise OrchestratorClosed."""
+    slow = FakeProvider("slow")
+    slow.script("A", Hang())
+    errors: list[BaseException] = []
+
+    async def fetch(orch: dso.Orchestrator) -> None:
+        try:
+            await orch.fetch_with_fallback("A", ["slow"], namespace="quotes")
+        except dso.OrchestratorClosed as exc:
+            errors.append(exc)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as outside, orchestrator(slow) as orch:
+            outside.start_soon(fetch, orch)
+            await trio.sleep(1)
+
+    assert 1 == len(errors)
+
+
+async def test_the_deadline_keeps_the_attempts_made_before_it(
+    orchestrator: OpenOrchestrator, autojump_clock: trio.testing.MockClock
+) -> None:
+    """When the call's timeout passes, the attempts made so far are listed."""
+    down = FakeProvider("down")
+    down.fail_all()
+    hangs = FakeProvider("hangs")
+    hangs.script("A", Hang())
+
+    async with orchestrator(down, hangs) as orch:
+        result = await orch.fetch_with_fallback(
+            "A", ["down", "hangs"], namespace="quotes", timeout=1
+        )
+
+    assert [dso.ErrorCode.UNAVAILABLE, dso.ErrorCode.TIMEOUT] == [
+        attempt.code for attempt in result.attempts
+    ]

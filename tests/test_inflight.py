@@ -155,3 +155,26 @@ async def test_a_later_request_starts_a_fresh_call() -> None:
         second = await calls.call("key", run)
 
     assert (1, 2) == (first, second)
+
+
+async def test_a_caller_after_everyone_left_starts_afresh(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A call abandoned by all its waiters is never joined; the next one runs anew."""
+    runs = 0
+
+    async def run() -> int:
+        nonlocal runs
+        runs += 1
+        # Like a blocking SDK in a thread: cancellation waits for it.
+        with trio.CancelScope(shield=True):
+            await trio.sleep(5)
+        return runs
+
+    async with trio.open_nursery() as owner:
+        calls: dso.InflightCalls[int] = dso.InflightCalls(owner)
+        with trio.move_on_after(1):
+            await calls.call("key", run)
+        second = await calls.call("key", run)
+
+    assert (2, 2) == (runs, second)

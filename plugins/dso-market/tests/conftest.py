@@ -22,3 +22,22 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
     """A plain HTTP client, as the orchestrator would share it."""
     async with httpx.AsyncClient() as client:
         yield client
+
+
+@pytest.fixture
+def sent_requests() -> list[httpx.Request]:
+    """The requests `recording_http` has sent, oldest first."""
+    return []
+
+
+@pytest.fixture
+async def recording_http(
+    sent_requests: list[httpx.Request],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A plain HTTP client that keeps every request it sends in `sent_requests`."""
+
+    async def record(request: httpx.Request) -> None:
+        sent_requests.append(request)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
+        yield client

@@ -169,13 +169,31 @@ async def test_overview_ibm(replay: ReplayServer, http: httpx.AsyncClient) -> No
     )
 
 
-async def test_rate_limit_note_is_rate_limit(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("symbol", "api_key", "expected"),
+    [
+        # The "Note" about call frequency.
+        pytest.param("TSLA", KEY, ErrorCode.RATE_LIMIT, id="note"),
+        # The "Information" refusing the demo key.
+        pytest.param("NVDA", "demo", ErrorCode.AUTH, id="demo-key"),
+        # The "Information" refusing a premium endpoint.
+        pytest.param("PREMIUM-ONLY", KEY, ErrorCode.AUTH, id="premium"),
+        # An "Invalid API call" may not mean the symbol, so no NOT_FOUND.
+        pytest.param(
+            "INVALID-CALL", KEY, ErrorCode.INVALID_RESPONSE, id="invalid-call"
+        ),
+    ],
+)
+async def test_soft_errors_are_classified_by_their_words(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    symbol: str,
+    api_key: str,
+    expected: ErrorCode,
 ) -> None:
-    """The HTTP-200 "Note" about call frequency is RATE_LIMIT."""
-    error = await quote_error(replay, http, "TSLA")
+    """Each recorded error object sent with HTTP 200 gets the code it means."""
+    error = await quote_error(replay, http, symbol, api_key)
 
-    expected = ErrorCode.RATE_LIMIT
     assert expected == error.code
 
 
@@ -188,36 +206,6 @@ async def test_rate_limit_note_applies_to_overview_too(
 
     expected = ErrorCode.RATE_LIMIT
     assert expected == caught.value.code
-
-
-async def test_demo_key_information_is_auth(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """The "Information" refusing the demo key is AUTH."""
-    error = await quote_error(replay, http, "NVDA", api_key="demo")
-
-    expected = ErrorCode.AUTH
-    assert expected == error.code
-
-
-async def test_premium_information_is_auth(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """The "Information" refusing a premium endpoint is AUTH."""
-    error = await quote_error(replay, http, "PREMIUM-ONLY")
-
-    expected = ErrorCode.AUTH
-    assert expected == error.code
-
-
-async def test_invalid_api_call_is_invalid_response(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """An "Invalid API call" is INVALID_RESPONSE: it may not mean the symbol."""
-    error = await quote_error(replay, http, "INVALID-CALL")
-
-    expected = ErrorCode.INVALID_RESPONSE
-    assert expected == error.code
 
 
 def test_daily_limit_information_is_rate_limit() -> None:
@@ -292,23 +280,14 @@ async def test_html_error_page_is_invalid_response(
     assert expected == error.code
 
 
-async def test_server_error_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    "fault", [Fault.status_code(503), Fault.drop()], ids=["503", "dropped"]
+)
+async def test_server_that_cannot_answer_is_unavailable(
+    replay: ReplayServer, http: httpx.AsyncClient, fault: Fault
 ) -> None:
-    """An HTTP 503 is UNAVAILABLE."""
-    replay.inject("alpha_vantage", Fault.status_code(503))
-
-    error = await quote_error(replay, http, "IBM")
-
-    expected = ErrorCode.UNAVAILABLE
-    assert expected == error.code
-
-
-async def test_dropped_connection_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("alpha_vantage", Fault.drop())
+    """An HTTP 503, or a connection closed without an answer, is UNAVAILABLE."""
+    replay.inject("alpha_vantage", fault)
 
     error = await quote_error(replay, http, "IBM")
 

@@ -71,13 +71,6 @@ async def news_error(
     return caught.value
 
 
-def recording_client(sent: list[httpx.Request]) -> httpx.AsyncClient:
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
-
-    return httpx.AsyncClient(event_hooks={"request": [record]})
-
-
 @pytest.fixture
 async def html_wall() -> AsyncIterator[ReplayServer]:
     """A Benzinga hidden behind a recorded bot-wall HTML page, sent with 200."""
@@ -202,13 +195,13 @@ async def test_page_size_bounds_the_answer(
 
 async def test_request_asks_for_json_with_the_token_in_the_query(
     replay: ReplayServer,
+    recording_http: httpx.AsyncClient,
+    sent_requests: list[httpx.Request],
 ) -> None:
     """The token goes in the query, as Benzinga wants, with accept: JSON."""
-    sent: list[httpx.Request] = []
-    async with recording_client(sent) as http:
-        await news("aapl", http, replay)
+    await news("aapl", recording_http, replay)
 
-    (request,) = sent
+    (request,) = sent_requests
     expected = (
         "application/json",
         {
@@ -256,22 +249,17 @@ async def test_html_instead_of_json_is_an_invalid_response(
     assert ErrorCode.INVALID_RESPONSE == error.code
 
 
-async def test_server_error_is_unavailable(
-    http: httpx.AsyncClient, replay: ReplayServer
+@pytest.mark.parametrize(
+    "fault", [Fault.status_code(503), Fault.drop()], ids=["503", "dropped"]
+)
+async def test_server_that_cannot_answer_is_unavailable(
+    fault: Fault, http: httpx.AsyncClient, replay: ReplayServer
 ) -> None:
-    """A 503 in place of the recording is UNAVAILABLE."""
-    replay.inject("benzinga", Fault.status_code(503))
+    """A 503 or a dropped connection is UNAVAILABLE, and its error hides the token.
 
-    error = await news_error("AAPL", http, replay)
-
-    assert ErrorCode.UNAVAILABLE == error.code
-
-
-async def test_transport_errors_never_show_the_token(
-    http: httpx.AsyncClient, replay: ReplayServer
-) -> None:
-    """A dropped connection is UNAVAILABLE, and its error hides the token."""
-    replay.inject("benzinga", Fault.drop())
+    The token travels in the query, so the URL must stay out of the message.
+    """
+    replay.inject("benzinga", fault)
 
     error = await news_error("AAPL", http, replay)
 

@@ -1,6 +1,7 @@
 """The Financial Modeling Prep providers against FMP's recorded answers."""
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -125,22 +126,15 @@ async def test_profile_description_is_kept_whole(
     )
 
 
-async def test_invalid_key_on_quote_is_auth(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize("fetch", [quote, profile], ids=["quote", "profile"])
+async def test_invalid_key_is_auth(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    fetch: Callable[..., Awaitable[object]],
 ) -> None:
     """The HTTP-200 ``{"Error Message" : ...}`` for a bad key is AUTH."""
-    error = await quote_error(replay, http, "AAPL", api_key=REFUSED_KEY)
-
-    expected = ErrorCode.AUTH
-    assert expected == error.code
-
-
-async def test_invalid_key_on_profile_is_auth(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """The profile reads the same invalid-key answer as AUTH."""
     with pytest.raises(ProviderError) as caught:
-        await profile(replay, http, "AAPL", api_key=REFUSED_KEY)
+        await fetch(replay, http, "AAPL", api_key=REFUSED_KEY)
 
     expected = ErrorCode.AUTH
     assert expected == caught.value.code
@@ -175,40 +169,31 @@ async def test_answer_without_the_symbol(body: list[object]) -> None:
     assert expected == caught.value.code
 
 
-async def test_server_error_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        pytest.param(Fault.status_code(503), (ErrorCode.UNAVAILABLE, None), id="503"),
+        pytest.param(
+            Fault.rate_limit(retry_after="12"), (ErrorCode.RATE_LIMIT, 12.0), id="429"
+        ),
+        pytest.param(Fault.drop(), (ErrorCode.UNAVAILABLE, None), id="dropped"),
+    ],
+)
+async def test_failure_status_or_transport_is_classified(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    fault: Fault,
+    expected: tuple[ErrorCode, float | None],
 ) -> None:
-    """An HTTP 503 is UNAVAILABLE."""
-    replay.inject("fmp", Fault.status_code(503))
+    """A 503 or a dropped connection is UNAVAILABLE; a 429 is RATE_LIMIT.
+
+    A 429 keeps the server's ``Retry-After``; the others have none.
+    """
+    replay.inject("fmp", fault)
 
     error = await quote_error(replay, http, "AAPL")
 
-    expected = ErrorCode.UNAVAILABLE
-    assert expected == error.code
-
-
-async def test_rate_limit_status_is_rate_limit(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """A 429 is RATE_LIMIT, with the server's ``Retry-After``."""
-    replay.inject("fmp", Fault.rate_limit(retry_after="12"))
-
-    error = await quote_error(replay, http, "AAPL")
-
-    expected = (ErrorCode.RATE_LIMIT, 12.0)
     assert expected == (error.code, error.retry_after)
-
-
-async def test_dropped_connection_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("fmp", Fault.drop())
-
-    error = await quote_error(replay, http, "AAPL")
-
-    expected = ErrorCode.UNAVAILABLE
-    assert expected == error.code
 
 
 async def test_hanging_server_times_out(

@@ -64,13 +64,6 @@ async def search_error(
     return caught.value
 
 
-def recording_client(sent: list[httpx.Request]) -> httpx.AsyncClient:
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
-
-    return httpx.AsyncClient(event_hooks={"request": [record]})
-
-
 def newsapi_routes() -> list[Route]:
     (path,) = [p for p in dso_market.replay_route_files() if p.stem == "newsapi"]
     return load_routes(path)
@@ -127,13 +120,15 @@ async def test_search_returns_the_recorded_article(
     assert expected == actual
 
 
-async def test_search_sends_the_key_in_a_header_only(replay: ReplayServer) -> None:
+async def test_search_sends_the_key_in_a_header_only(
+    replay: ReplayServer,
+    recording_http: httpx.AsyncClient,
+    sent_requests: list[httpx.Request],
+) -> None:
     """The key goes in X-Api-Key, never in the query, with the search's params."""
-    sent: list[httpx.Request] = []
-    async with recording_client(sent) as http:
-        await search("bitcoin", http, replay, page_size=5)
+    await search("bitcoin", recording_http, replay, page_size=5)
 
-    (request,) = sent
+    (request,) = sent_requests
     expected = (
         SECRET,
         {"q": "bitcoin", "pageSize": "5", "sortBy": "publishedAt"},
@@ -175,23 +170,34 @@ async def test_headline_with_a_null_source_id_keeps_the_source_name(
     assert expected == actual
 
 
-async def test_headlines_send_the_country_in_lower_case(replay: ReplayServer) -> None:
+async def test_headlines_send_the_country_in_lower_case(
+    replay: ReplayServer,
+    recording_http: httpx.AsyncClient,
+    sent_requests: list[httpx.Request],
+) -> None:
     """A country key is sent in lower case, as NewsAPI's country codes are."""
-    sent: list[httpx.Request] = []
-    async with recording_client(sent) as http:
-        await headlines("IN", http, replay)
+    await headlines("IN", recording_http, replay)
 
-    (request,) = sent
+    (request,) = sent_requests
     assert "in" == request.url.params["country"]
 
 
-async def test_invalid_key_is_auth(
-    http: httpx.AsyncClient, replay: ReplayServer
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        # The recorded 401 apiKeyInvalid envelope.
+        pytest.param("keyword", ErrorCode.AUTH, id="apiKeyInvalid"),
+        # The replay server's plain-text 404 for an unrecorded query.
+        pytest.param("AAPL", ErrorCode.NOT_FOUND, id="unrecorded-404"),
+    ],
+)
+async def test_error_answers_are_classified_by_meaning(
+    key: str, expected: ErrorCode, http: httpx.AsyncClient, replay: ReplayServer
 ) -> None:
-    """The recorded 401 apiKeyInvalid envelope is an AUTH error."""
-    error = await search_error("keyword", http, replay)
+    """An error envelope or a bare error status gets the code it means."""
+    error = await search_error(key, http, replay)
 
-    assert ErrorCode.AUTH == error.code
+    assert expected == error.code
 
 
 async def test_errors_never_show_the_key(
@@ -227,15 +233,6 @@ def test_rate_limited_envelope_is_a_rate_limit() -> None:
     assert (ErrorCode.RATE_LIMIT, 60.0) == (error.code, error.retry_after)
 
 
-async def test_a_query_without_recording_is_not_found(
-    http: httpx.AsyncClient, replay: ReplayServer
-) -> None:
-    """The replay server's plain-text 404 for an unrecorded query is NOT_FOUND."""
-    error = await search_error("AAPL", http, replay)
-
-    assert ErrorCode.NOT_FOUND == error.code
-
-
 async def test_html_instead_of_json_is_an_invalid_response(
     http: httpx.AsyncClient, html_wall: ReplayServer
 ) -> None:
@@ -245,22 +242,14 @@ async def test_html_instead_of_json_is_an_invalid_response(
     assert ErrorCode.INVALID_RESPONSE == error.code
 
 
-async def test_server_error_is_unavailable(
-    http: httpx.AsyncClient, replay: ReplayServer
+@pytest.mark.parametrize(
+    "fault", [Fault.status_code(503), Fault.drop()], ids=["503", "dropped"]
+)
+async def test_server_that_cannot_answer_is_unavailable(
+    fault: Fault, http: httpx.AsyncClient, replay: ReplayServer
 ) -> None:
-    """A 503 in place of the recording is UNAVAILABLE."""
-    replay.inject("newsapi", Fault.status_code(503))
-
-    error = await search_error("bitcoin", http, replay)
-
-    assert ErrorCode.UNAVAILABLE == error.code
-
-
-async def test_dropped_connection_is_unavailable(
-    http: httpx.AsyncClient, replay: ReplayServer
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("newsapi", Fault.drop())
+    """A 503 in place of the recording, or a dropped connection, is UNAVAILABLE."""
+    replay.inject("newsapi", fault)
 
     error = await search_error("bitcoin", http, replay)
 

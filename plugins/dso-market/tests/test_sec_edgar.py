@@ -66,13 +66,6 @@ async def submissions_error(
     return caught.value
 
 
-def recording_client(sent: list[httpx.Request]) -> httpx.AsyncClient:
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
-
-    return httpx.AsyncClient(event_hooks={"request": [record]})
-
-
 @pytest.fixture(
     params=[
         ("marketwatch/quote_page_datadome_captcha_401.html", "text/html"),
@@ -194,13 +187,13 @@ async def test_every_spelling_of_a_cik_asks_for_the_padded_one(
 
 async def test_request_declares_the_configured_user_agent(
     replay: ReplayServer,
+    recording_http: httpx.AsyncClient,
+    sent_requests: list[httpx.Request],
 ) -> None:
     """Every request names the configured tool and contact, as the SEC requires."""
-    sent: list[httpx.Request] = []
-    async with recording_client(sent) as http:
-        await submissions("350001", http, replay)
+    await submissions("350001", recording_http, replay)
 
-    (request,) = sent
+    (request,) = sent_requests
     assert USER_AGENT == request.headers["User-Agent"]
 
 
@@ -232,13 +225,24 @@ async def test_other_bodies_than_submissions_are_invalid_responses(
     assert ErrorCode.INVALID_RESPONSE == error.code
 
 
-async def test_refusal_is_auth(http: httpx.AsyncClient, replay: ReplayServer) -> None:
-    """A 403 (the SEC's refusal of undeclared tools) is AUTH."""
-    replay.inject("sec_edgar", Fault.status_code(403))
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        # The SEC's refusal of undeclared tools.
+        pytest.param(Fault.status_code(403), ErrorCode.AUTH, id="403"),
+        pytest.param(Fault.status_code(503), ErrorCode.UNAVAILABLE, id="503"),
+        pytest.param(Fault.drop(), ErrorCode.UNAVAILABLE, id="dropped"),
+    ],
+)
+async def test_failure_status_or_transport_is_classified(
+    fault: Fault, expected: ErrorCode, http: httpx.AsyncClient, replay: ReplayServer
+) -> None:
+    """A 403 is AUTH; a 503 or a dropped connection is UNAVAILABLE."""
+    replay.inject("sec_edgar", fault)
 
     error = await submissions_error("1835632", http, replay)
 
-    assert ErrorCode.AUTH == error.code
+    assert expected == error.code
 
 
 def test_refusal_for_the_request_rate_is_a_rate_limit() -> None:
@@ -253,28 +257,6 @@ def test_refusal_for_the_request_rate_is_a_rate_limit() -> None:
     error = classify_error(response, provider="sec_edgar")
 
     assert ErrorCode.RATE_LIMIT == error.code
-
-
-async def test_server_error_is_unavailable(
-    http: httpx.AsyncClient, replay: ReplayServer
-) -> None:
-    """A 503 in place of the recording is UNAVAILABLE."""
-    replay.inject("sec_edgar", Fault.status_code(503))
-
-    error = await submissions_error("1835632", http, replay)
-
-    assert ErrorCode.UNAVAILABLE == error.code
-
-
-async def test_dropped_connection_is_unavailable(
-    http: httpx.AsyncClient, replay: ReplayServer
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("sec_edgar", Fault.drop())
-
-    error = await submissions_error("1835632", http, replay)
-
-    assert ErrorCode.UNAVAILABLE == error.code
 
 
 async def test_hung_answer_is_a_timeout(

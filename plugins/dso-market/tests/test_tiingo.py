@@ -90,31 +90,39 @@ async def test_quote_keys_are_upper_cased_in_the_request(
 
 async def test_token_travels_in_the_authorization_header(
     replay: ReplayServer,
+    recording_http: httpx.AsyncClient,
+    sent_requests: list[httpx.Request],
 ) -> None:
     """The token is sent as ``Authorization: Token <key>``, not in the URL."""
-    sent: list[httpx.Request] = []
+    provider, ctx = tiingo(replay, recording_http)
 
-    async def record(request: httpx.Request) -> None:
-        sent.append(request)
+    await provider.fetch("AAPL", ctx)
 
-    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
-        provider, ctx = tiingo(replay, http)
-        await provider.fetch("AAPL", ctx)
-
-    request = sent[-1]
+    request = sent_requests[-1]
     assert (f"Token {KEY}", False) == (
         request.headers["authorization"],
         KEY in str(request.url),
     )
 
 
-async def test_unknown_ticker_is_not_found(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("ticker", "expected"),
+    [
+        # An unknown ticker is answered with ``[]`` and HTTP 200.
+        pytest.param("BADTICKER", ErrorCode.NOT_FOUND, id="empty-list"),
+        # The monthly quota notice is plain text with HTTP 200.
+        pytest.param("QUOTA-SPENT", ErrorCode.RATE_LIMIT, id="quota-text"),
+        # Both shapes of Tiingo's ``{"detail": ...}`` 404.
+        pytest.param("DAILY-404", ErrorCode.NOT_FOUND, id="detail-404-daily"),
+        pytest.param("META-404", ErrorCode.NOT_FOUND, id="detail-404-meta"),
+    ],
+)
+async def test_error_answers_are_classified_by_meaning(
+    replay: ReplayServer, http: httpx.AsyncClient, ticker: str, expected: ErrorCode
 ) -> None:
-    """Tiingo's ``[]`` with HTTP 200 for an unknown ticker is NOT_FOUND."""
-    error = await fetch_error(replay, http, "BADTICKER")
+    """Each recorded error answer, HTTP 200 or not, gets the code it means."""
+    error = await fetch_error(replay, http, ticker)
 
-    expected = ErrorCode.NOT_FOUND
     assert expected == error.code
 
 
@@ -191,27 +199,6 @@ async def test_batch_of_unknown_tickers_only_is_empty(
     assert expected == quotes
 
 
-async def test_monthly_limit_text_is_rate_limit(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """The plain-text monthly quota notice with HTTP 200 is RATE_LIMIT."""
-    error = await fetch_error(replay, http, "QUOTA-SPENT")
-
-    expected = ErrorCode.RATE_LIMIT
-    assert expected == error.code
-
-
-@pytest.mark.parametrize("ticker", ["DAILY-404", "META-404"])
-async def test_detail_404_is_not_found(
-    replay: ReplayServer, http: httpx.AsyncClient, ticker: str
-) -> None:
-    """Both shapes of Tiingo's ``{"detail": ...}`` 404 are NOT_FOUND."""
-    error = await fetch_error(replay, http, ticker)
-
-    expected = ErrorCode.NOT_FOUND
-    assert expected == error.code
-
-
 async def test_detail_is_quoted_in_the_message(
     replay: ReplayServer, http: httpx.AsyncClient
 ) -> None:
@@ -221,23 +208,14 @@ async def test_detail_is_quoted_in_the_message(
     assert "Error: Ticker 'BADTICKER' not found" in error.message
 
 
-async def test_server_error_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    "fault", [Fault.status_code(503), Fault.drop()], ids=["503", "dropped"]
+)
+async def test_server_that_cannot_answer_is_unavailable(
+    replay: ReplayServer, http: httpx.AsyncClient, fault: Fault
 ) -> None:
-    """An HTTP 503 is UNAVAILABLE."""
-    replay.inject("tiingo", Fault.status_code(503))
-
-    error = await fetch_error(replay, http, "AAPL")
-
-    expected = ErrorCode.UNAVAILABLE
-    assert expected == error.code
-
-
-async def test_dropped_connection_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("tiingo", Fault.drop())
+    """An HTTP 503, or a connection closed without an answer, is UNAVAILABLE."""
+    replay.inject("tiingo", fault)
 
     error = await fetch_error(replay, http, "AAPL")
 

@@ -1,6 +1,7 @@
 """The Yahoo Finance providers against Yahoo's recorded answers."""
 
 import datetime as dt
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -24,6 +25,10 @@ from dso_market._yahoo import (
     YahooSummary,
 )
 
+
+OpenProvider = Callable[
+    [ReplayServer, httpx.AsyncClient], tuple[Provider, ProviderContext]
+]
 
 AAPL_V7 = Quote(
     symbol="AAPL",
@@ -107,27 +112,28 @@ async def test_v7_quote(replay: ReplayServer, http: httpx.AsyncClient) -> None:
     assert expected == quote
 
 
-async def test_v7_batch_drops_unknown_symbols(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        # Yahoo silently drops NONEXIST from its result.
+        pytest.param(["AAPL", "NONEXIST"], {"AAPL": AAPL_V7}, id="drops-unknown"),
+        # Results are matched by symbol, not by position.
+        pytest.param(["nonexist", "aapl"], {"aapl": AAPL_V7}, id="callers-keys"),
+        # An empty ``result`` leaves every key out.
+        pytest.param(["NONEXIST"], {}, id="empty-result"),
+    ],
+)
+async def test_v7_batch_maps_the_known_keys_as_given(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    keys: list[str],
+    expected: dict[str, Quote],
 ) -> None:
-    """Yahoo silently drops NONEXIST; only AAPL is in the result."""
+    """A batch holds the symbols Yahoo knows, under the caller's own keys."""
     provider, ctx = quotes(replay, http)
 
-    found = await provider.fetch_batch(["AAPL", "NONEXIST"], ctx)
+    found = await provider.fetch_batch(keys, ctx)
 
-    expected = {"AAPL": AAPL_V7}
-    assert expected == found
-
-
-async def test_v7_batch_keeps_callers_keys(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """Results are matched by symbol and returned under the caller's keys."""
-    provider, ctx = quotes(replay, http)
-
-    found = await provider.fetch_batch(["nonexist", "aapl"], ctx)
-
-    expected = {"aapl": AAPL_V7}
     assert expected == found
 
 
@@ -152,18 +158,6 @@ async def test_v7_empty_result_is_not_found(
 
     expected = ErrorCode.NOT_FOUND
     assert expected == error.code
-
-
-async def test_v7_empty_result_is_an_empty_batch(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """In a batch, an empty ``result`` leaves every key out."""
-    provider, ctx = quotes(replay, http)
-
-    found = await provider.fetch_batch(["NONEXIST"], ctx)
-
-    expected: dict[str, Quote] = {}
-    assert expected == found
 
 
 @pytest.mark.parametrize(
@@ -228,20 +222,6 @@ async def test_chart_asks_for_daily_bars(
     assert expected == (request.path, request.query["interval"], request.query["range"])
 
 
-async def test_chart_404_envelope_is_not_found(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """The 404 ``chart.error`` envelope is NOT_FOUND with Yahoo's words."""
-    provider, ctx = chart(replay, http)
-
-    with pytest.raises(ProviderError) as caught:
-        await provider.fetch("SI", ctx)
-
-    expected = (ErrorCode.NOT_FOUND, True)
-    actual = caught.value
-    assert expected == (actual.code, "symbol may be delisted" in actual.message)
-
-
 async def test_summary_price_module(
     replay: ReplayServer, http: httpx.AsyncClient
 ) -> None:
@@ -272,37 +252,46 @@ async def test_summary_asks_for_raw_numbers(
     assert expected == dict(replay.requests[-1].query)
 
 
-async def test_summary_404_envelope_is_not_found(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("open_provider", "symbol", "words"),
+    [
+        (chart, "SI", "symbol may be delisted"),
+        (summary, "QQQ,", "Quote not found for ticker symbol"),
+    ],
+    ids=["chart", "quoteSummary"],
+)
+async def test_404_envelope_is_not_found(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    open_provider: OpenProvider,
+    symbol: str,
+    words: str,
 ) -> None:
-    """The 404 ``quoteSummary.error`` envelope is NOT_FOUND."""
-    provider, ctx = summary(replay, http)
+    """A 404 ``error`` envelope is NOT_FOUND, with Yahoo's words."""
+    provider, ctx = open_provider(replay, http)
 
     with pytest.raises(ProviderError) as caught:
-        await provider.fetch("QQQ,", ctx)
+        await provider.fetch(symbol, ctx)
 
-    expected = ErrorCode.NOT_FOUND
-    assert expected == caught.value.code
+    expected = (ErrorCode.NOT_FOUND, True)
+    actual = caught.value
+    assert expected == (actual.code, words in actual.message)
 
 
-async def test_server_error_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("fault", "open_provider"),
+    [(Fault.status_code(503), quotes), (Fault.drop(), summary)],
+    ids=["503-v7", "dropped-v10"],
+)
+async def test_server_that_cannot_answer_is_unavailable(
+    replay: ReplayServer,
+    http: httpx.AsyncClient,
+    fault: Fault,
+    open_provider: OpenProvider,
 ) -> None:
-    """An HTTP 503 is UNAVAILABLE."""
-    replay.inject("yahoo", Fault.status_code(503))
-
-    error = await quote_error(replay, http, "AAPL")
-
-    expected = ErrorCode.UNAVAILABLE
-    assert expected == error.code
-
-
-async def test_dropped_connection_is_unavailable(
-    replay: ReplayServer, http: httpx.AsyncClient
-) -> None:
-    """A connection closed without an answer is UNAVAILABLE."""
-    replay.inject("yahoo", Fault.drop())
-    provider, ctx = summary(replay, http)
+    """An HTTP 503, or a connection closed without an answer, is UNAVAILABLE."""
+    replay.inject("yahoo", fault)
+    provider, ctx = open_provider(replay, http)
 
     with pytest.raises(ProviderError) as caught:
         await provider.fetch("AAPL", ctx)

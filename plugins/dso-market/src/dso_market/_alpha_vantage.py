@@ -27,20 +27,14 @@ from typing import Any
 
 import httpx
 
-from dso import (
-    ErrorCode,
-    Provider,
-    ProviderContext,
-    ProviderError,
-    ProviderSettings,
-    error_from_http,
-)
+from dso import ErrorCode, Provider, ProviderContext, ProviderError, ProviderSettings
 
+from ._configured import ConfiguredProvider
 from ._models import Fundamentals, Quote
 from ._parse import (
-    PayloadError,
-    decode_json,
+    api_url,
     excerpt,
+    get_json,
     invalid_response,
     parse_cik,
     parse_float,
@@ -48,8 +42,10 @@ from ._parse import (
     parse_int,
     parse_percent,
     parse_text,
+    require_api_key,
     require_mapping,
-    send_get,
+    require_text,
+    translate_payload_errors,
     where,
 )
 
@@ -69,7 +65,7 @@ _RATE_LIMIT_WORDS = (
 _AUTH_WORDS = ("demo", "premium", "api key", "apikey")
 
 
-class AlphaVantageQuotes:
+class AlphaVantageQuotes(ConfiguredProvider):
     """The latest quote of a symbol, from ``function=GLOBAL_QUOTE``.
 
     Alpha Vantage sends the trading day but not the time of the price, so
@@ -78,14 +74,6 @@ class AlphaVantageQuotes:
     Args:
         settings: The provider's configuration section.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Quote:
         """Return the latest quote for symbol *key*.
@@ -96,7 +84,7 @@ class AlphaVantageQuotes:
         """
         response, body = await _query(ctx, "GLOBAL_QUOTE", key, provider=self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             fields = _unnumbered(
                 require_mapping(body.get("Global Quote"), "Global Quote")
             )
@@ -104,11 +92,9 @@ class AlphaVantageQuotes:
                 raise _not_found(key, self.name)
 
             return _quote_from(fields)
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
-class AlphaVantageOverview:
+class AlphaVantageOverview(ConfiguredProvider):
     """A company's profile and headline figures, from ``function=OVERVIEW``.
 
     The CIK is zero-padded to ten digits and the dividend yield, a
@@ -117,14 +103,6 @@ class AlphaVantageOverview:
     Args:
         settings: The provider's configuration section.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Fundamentals:
         """Return the overview of symbol *key*.
@@ -137,10 +115,8 @@ class AlphaVantageOverview:
         if not body:
             raise _not_found(key, self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             return _fundamentals_from(body)
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
 FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
@@ -157,21 +133,12 @@ FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
 async def _query(
     ctx: ProviderContext, function: str, symbol: str, *, provider: str
 ) -> tuple[httpx.Response, Mapping[str, Any]]:
-    api_key = ctx.settings.api_key
-    if not api_key:
-        raise ProviderError(
-            ErrorCode.AUTH, "no Alpha Vantage API key configured", provider=provider
-        )
-
-    base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+    api_key = require_api_key(ctx, "Alpha Vantage API key", provider=provider)
     params = {"function": function, "symbol": symbol.upper(), "apikey": api_key}
-    response = await send_get(
-        ctx, base_url + "/query", provider=provider, params=params
+    response, body = await get_json(
+        ctx, api_url(ctx, DEFAULT_BASE_URL, "/query"), provider=provider, params=params
     )
-    if not response.is_success:
-        raise error_from_http(response, provider=provider)
 
-    body = decode_json(response, provider=provider)
     if not isinstance(body, Mapping):
         raise invalid_response(response, "expected an object", provider=provider)
 
@@ -231,12 +198,8 @@ def _unnumbered(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _quote_from(fields: Mapping[str, Any]) -> Quote:
-    symbol = parse_text(fields.get("symbol"), "symbol")
-    if symbol is None:
-        raise PayloadError("symbol: missing")
-
     return Quote(
-        symbol=symbol.upper(),
+        symbol=require_text(fields.get("symbol"), "symbol").upper(),
         price=parse_float(fields.get("price"), "price"),
         open=parse_float(fields.get("open"), "open"),
         high=parse_float(fields.get("high"), "high"),
@@ -249,9 +212,7 @@ def _quote_from(fields: Mapping[str, Any]) -> Quote:
 
 
 def _fundamentals_from(body: Mapping[str, Any]) -> Fundamentals:
-    symbol = parse_text(body.get("Symbol"), "Symbol")
-    if symbol is None:
-        raise PayloadError("Symbol: missing")
+    symbol = require_text(body.get("Symbol"), "Symbol")
 
     def text(field: str) -> str | None:
         return parse_text(body.get(field), field)

@@ -18,26 +18,34 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import html
-import json
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any
 
 import httpx
 
-from dso._config import ProviderSettings
-from dso._errors import ConfigError, ErrorCode, ProviderError
-from dso._http import error_from_http
-from dso._provider import Provider, ProviderContext
+from dso import (
+    ErrorCode,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    error_from_http,
+)
 
+from ._configured import ConfiguredProvider
 from ._models import NewsArticle
 from ._parse import (
     PayloadError,
-    decode_json,
-    invalid_response,
+    api_url,
+    get_json,
+    json_or_none,
+    page_size_option,
     parse_text,
     require_list,
     require_mapping,
-    send_get,
+    require_text,
+    require_value,
+    translate_payload_errors,
     where,
 )
 
@@ -53,10 +61,8 @@ SOURCE = "Benzinga"
 
 _MAX_PAGE_SIZE = 100
 
-T = TypeVar("T")
 
-
-class BenzingaNews:
+class BenzingaNews(ConfiguredProvider):
     """The newest Benzinga articles that tag a ticker.
 
     The key is a ticker (``AAPL``). Options: ``page_size``, the number of
@@ -68,13 +74,10 @@ class BenzingaNews:
     """
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-        self._page_size = _page_size_option(settings)
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
+        super().__init__(settings)
+        self._page_size = page_size_option(
+            settings, default=DEFAULT_PAGE_SIZE, maximum=_MAX_PAGE_SIZE
+        )
 
     async def fetch(self, key: str, ctx: ProviderContext) -> tuple[NewsArticle, ...]:
         """Return the newest articles that tag the ticker *key*.
@@ -85,11 +88,7 @@ class BenzingaNews:
                 otherwise.
         """
         ticker = key.strip().upper()
-        response = await self._get(ticker, ctx)
-        if not response.is_success:
-            raise classify_error(response, provider=self.name)
-
-        body = decode_json(response, provider=self.name)
+        response, body = await self._get(ticker, ctx)
         if _is_access_denied(body):
             raise classify_error(response, provider=self.name)
 
@@ -101,8 +100,9 @@ class BenzingaNews:
 
         return tagged[: self._page_size]
 
-    async def _get(self, ticker: str, ctx: ProviderContext) -> httpx.Response:
-        base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+    async def _get(
+        self, ticker: str, ctx: ProviderContext
+    ) -> tuple[httpx.Response, Any]:
         params = {
             "tickers": ticker,
             "pageSize": str(self._page_size),
@@ -110,12 +110,13 @@ class BenzingaNews:
             "sort": "created:desc",
             "token": ctx.settings.api_key or "",
         }
-        return await send_get(
+        return await get_json(
             ctx,
-            f"{base_url}/api/v2/news",
+            api_url(ctx, DEFAULT_BASE_URL, "/api/v2/news"),
             provider=self.name,
             params=params,
             headers={"accept": "application/json"},
+            classify=classify_error,
         )
 
 
@@ -139,7 +140,7 @@ def classify_error(
         response: An answer with an error status or an error body.
         provider: The provider's name, for the error.
     """
-    if not _is_access_denied(_json_or_none(response)):
+    if not _is_access_denied(json_or_none(response)):
         return error_from_http(response, provider=provider)
 
     message = f"access denied (HTTP {response.status_code}) by {where(response)}"
@@ -152,28 +153,19 @@ def _is_access_denied(body: object) -> bool:
     )
 
 
-def _json_or_none(response: httpx.Response) -> object:
-    try:
-        return json.loads(response.content)
-    except ValueError:
-        return None
-
-
 def _parse_articles(
     body: object, response: httpx.Response, provider: str
 ) -> tuple[NewsArticle, ...]:
-    try:
+    with translate_payload_errors(response, provider=provider):
         articles = require_list(body, "body")
         return tuple(_parse_article(raw, provider) for raw in articles)
-    except PayloadError as exc:
-        raise invalid_response(response, str(exc), provider=provider) from exc
 
 
 def _parse_article(raw: object, provider: str) -> NewsArticle:
     article = require_mapping(raw, "article")
     return NewsArticle(
-        url=_required(parse_text(article.get("url"), "url"), "url"),
-        title=_required(parse_text(article.get("title"), "title"), "title"),
+        url=require_text(article.get("url"), "url"),
+        title=require_text(article.get("title"), "title"),
         published_at=_rfc2822(article.get("created"), "created"),
         source=SOURCE,
         summary=_teaser(article.get("teaser")),
@@ -185,7 +177,7 @@ def _parse_article(raw: object, provider: str) -> NewsArticle:
 def _rfc2822(value: object, what: str) -> dt.datetime:
     # Benzinga states -0400 all year round, even under EST. The offset is
     # kept as stated: the model asks for an aware datetime, not a true one.
-    text = _required(parse_text(value, what), what)
+    text = require_text(value, what)
     try:
         moment = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError) as exc:
@@ -214,26 +206,7 @@ def _symbols(value: object) -> tuple[str, ...]:
     # Tags may name non-equities, such as "$BTC"; they are kept as tagged.
     stocks = require_list(value, "stocks")
     names = (
-        _required(parse_text(require_mapping(stock, "stock").get("name")), "stock")
+        require_value(parse_text(require_mapping(stock, "stock").get("name")), "stock")
         for stock in stocks
     )
     return tuple(dict.fromkeys(name.upper() for name in names))
-
-
-def _required(value: T | None, what: str) -> T:
-    if value is None:
-        raise PayloadError(f"{what}: missing")
-
-    return value
-
-
-def _page_size_option(settings: ProviderSettings) -> int:
-    value = settings.options.get("page_size", DEFAULT_PAGE_SIZE)
-    if isinstance(value, bool) or not isinstance(value, int):
-        problem = f"expected a whole number, got {value!r}"
-    elif not 1 <= value <= _MAX_PAGE_SIZE:
-        problem = f"must be from 1 to {_MAX_PAGE_SIZE}, got {value}"
-    else:
-        return value
-
-    raise ConfigError(f"providers.{settings.name}.options.page_size: {problem}")

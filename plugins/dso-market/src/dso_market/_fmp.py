@@ -13,6 +13,7 @@ the recordings, and so these providers, are v3.
 
 from __future__ import annotations
 
+import functools
 import types
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -20,20 +21,15 @@ from typing import Any
 
 import httpx
 
-from dso import (
-    ErrorCode,
-    Provider,
-    ProviderContext,
-    ProviderError,
-    ProviderSettings,
-    error_from_http,
-)
+from dso import ErrorCode, Provider, ProviderContext, ProviderError, ProviderSettings
 
+from ._configured import ConfiguredProvider
 from ._models import Fundamentals, Quote
 from ._parse import (
-    PayloadError,
-    decode_json,
+    api_url,
+    error_with_detail,
     excerpt,
+    get_json,
     invalid_response,
     parse_cik,
     parse_epoch,
@@ -41,11 +37,11 @@ from ._parse import (
     parse_int,
     parse_percent,
     parse_text,
+    require_api_key,
     require_list,
     require_mapping,
-    send_get,
+    translate_payload_errors,
     where,
-    with_detail,
 )
 
 
@@ -53,7 +49,7 @@ DEFAULT_BASE_URL = "https://financialmodelingprep.com"
 """Where FMP lives when the configuration names no ``base_url``."""
 
 
-class FmpQuotes:
+class FmpQuotes(ConfiguredProvider):
     """The latest quote of a symbol, from FMP's ``/api/v3/quote``.
 
     FMP's quote sends no currency; ``changesPercentage`` is in percent.
@@ -61,14 +57,6 @@ class FmpQuotes:
     Args:
         settings: The provider's configuration section.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Quote:
         """Return the latest quote for symbol *key*.
@@ -79,26 +67,16 @@ class FmpQuotes:
         """
         response, item = await _get_item(ctx, "quote", key, provider=self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             return _quote_from(item)
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
-class FmpProfile:
+class FmpProfile(ConfiguredProvider):
     """A company's profile, from FMP's ``/api/v3/profile``.
 
     Args:
         settings: The provider's configuration section.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Fundamentals:
         """Return the profile of symbol *key*.
@@ -109,10 +87,8 @@ class FmpProfile:
         """
         response, item = await _get_item(ctx, "profile", key, provider=self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             return _fundamentals_from(item)
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
 FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
@@ -125,22 +101,22 @@ async def _get_item(
     ctx: ProviderContext, endpoint: str, key: str, *, provider: str
 ) -> tuple[httpx.Response, Mapping[str, Any]]:
     """Return the one object FMP's list holds for *key*."""
-    api_key = ctx.settings.api_key
-    if not api_key:
-        raise ProviderError(
-            ErrorCode.AUTH, "no FMP API key configured", provider=provider
-        )
-
-    base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+    api_key = require_api_key(ctx, "FMP API key", provider=provider)
     symbol = urllib.parse.quote(key.upper(), safe="")
-    url = f"{base_url}/api/v3/{endpoint}/{symbol}"
-    response = await send_get(ctx, url, provider=provider, params={"apikey": api_key})
-    body = _read_body(response, api_key, provider)
+    url = api_url(ctx, DEFAULT_BASE_URL, f"/api/v3/{endpoint}/{symbol}")
+    classify = functools.partial(
+        error_with_detail, message_of=_error_message, secret=api_key
+    )
+    response, body = await get_json(
+        ctx, url, provider=provider, params={"apikey": api_key}, classify=classify
+    )
 
-    try:
+    message = _error_message(body)
+    if message is not None:
+        raise _soft_error(response, message, api_key, provider)
+
+    with translate_payload_errors(response, provider=provider):
         items = [require_mapping(item, "item") for item in require_list(body, "body")]
-    except PayloadError as exc:
-        raise invalid_response(response, str(exc), provider=provider) from exc
 
     for item in items:
         if str(item.get("symbol", "")).upper() == key.upper():
@@ -154,19 +130,6 @@ async def _get_item(
     raise invalid_response(
         response, "the answer is for another symbol", provider=provider
     )
-
-
-def _read_body(response: httpx.Response, api_key: str, provider: str) -> Any:
-    if not response.is_success:
-        message = _error_message(response)
-        error = error_from_http(response, provider=provider)
-        raise with_detail(error, excerpt(message, api_key) if message else None)
-
-    body = decode_json(response, provider=provider)
-    if isinstance(body, Mapping) and isinstance(body.get("Error Message"), str):
-        raise _soft_error(response, body["Error Message"], api_key, provider)
-
-    return body
 
 
 def _soft_error(
@@ -186,12 +149,8 @@ def _soft_error(
     )
 
 
-def _error_message(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip() or None
-
+def _error_message(body: object) -> str | None:
+    # FMP's envelope for refusals, whether sent with an error status or 200.
     if isinstance(body, Mapping) and isinstance(body.get("Error Message"), str):
         return str(body["Error Message"])
 

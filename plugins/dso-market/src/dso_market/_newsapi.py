@@ -15,27 +15,33 @@ query.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
-from typing import TypeVar
 
 import httpx
 
-from dso._config import ProviderSettings
-from dso._errors import ConfigError, ErrorCode, ProviderError
-from dso._http import error_from_http
-from dso._provider import Provider, ProviderContext
+from dso import (
+    ErrorCode,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    error_from_http,
+)
 
+from ._configured import ConfiguredProvider
 from ._models import NewsArticle
 from ._parse import (
-    PayloadError,
-    decode_json,
-    invalid_response,
+    api_url,
+    get_json,
+    json_or_none,
+    page_size_option,
     parse_iso_datetime,
     parse_text,
     require_list,
     require_mapping,
-    send_get,
+    require_text,
+    require_value,
+    translate_payload_errors,
     where,
 )
 
@@ -48,8 +54,6 @@ DEFAULT_PAGE_SIZE = 20
 
 _MAX_PAGE_SIZE = 100
 
-T = TypeVar("T")
-
 _ENVELOPE_CODES = {
     "apiKeyInvalid": ErrorCode.AUTH,
     # 426 Upgrade Required: a developer plan may not page past result 100.
@@ -60,7 +64,21 @@ _ENVELOPE_CODES = {
 }
 
 
-class NewsApiSearch:
+class _NewsApiEndpoint(ConfiguredProvider):
+    """What both NewsAPI endpoints share: the ``page_size`` option.
+
+    It is checked when the provider is built, so that a bad value is a
+    `dso.ConfigError` before any fetch.
+    """
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._page_size = page_size_option(
+            settings, default=DEFAULT_PAGE_SIZE, maximum=_MAX_PAGE_SIZE
+        )
+
+
+class NewsApiSearch(_NewsApiEndpoint):
     """Articles that mention a search term, newest first (``/v2/everything``).
 
     The key is the search query (``bitcoin``, ``AAPL``...). Options:
@@ -69,15 +87,6 @@ class NewsApiSearch:
     Raises:
         ConfigError: The ``page_size`` option is invalid.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-        self._page_size = _page_size_option(settings)
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> tuple[NewsArticle, ...]:
         """Return the newest articles matching *key*.
@@ -90,7 +99,7 @@ class NewsApiSearch:
         return await _fetch_articles("/v2/everything", params, ctx, self.name)
 
 
-class NewsApiHeadlines:
+class NewsApiHeadlines(_NewsApiEndpoint):
     """A country's top headlines (``/v2/top-headlines``).
 
     The key is a two-letter country code (``us``, ``in``...). Options:
@@ -99,15 +108,6 @@ class NewsApiHeadlines:
     Raises:
         ConfigError: The ``page_size`` option is invalid.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-        self._page_size = _page_size_option(settings)
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> tuple[NewsArticle, ...]:
         """Return the top headlines of the country *key*.
@@ -157,18 +157,15 @@ def classify_error(
 async def _fetch_articles(
     path: str, params: Mapping[str, str], ctx: ProviderContext, provider: str
 ) -> tuple[NewsArticle, ...]:
-    base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-    response = await send_get(
+    response, body = await get_json(
         ctx,
-        base_url + path,
+        api_url(ctx, DEFAULT_BASE_URL, path),
         provider=provider,
         params=params,
         headers={"X-Api-Key": ctx.settings.api_key or ""},
+        classify=classify_error,
     )
-    if not response.is_success:
-        raise classify_error(response, provider=provider)
 
-    body = decode_json(response, provider=provider)
     if isinstance(body, Mapping) and body.get("status") != "ok":
         raise classify_error(response, provider=provider)
 
@@ -181,11 +178,7 @@ async def _fetch_articles(
 
 
 def _envelope_code(response: httpx.Response) -> str | None:
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return None
-
+    body = json_or_none(response)
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, str) else None
 
@@ -193,13 +186,11 @@ def _envelope_code(response: httpx.Response) -> str | None:
 def _parse_articles(
     body: object, response: httpx.Response, provider: str
 ) -> tuple[NewsArticle, ...]:
-    try:
+    with translate_payload_errors(response, provider=provider):
         articles = require_list(
             require_mapping(body, "body").get("articles"), "articles"
         )
         return tuple(_parse_article(raw, provider) for raw in articles)
-    except PayloadError as exc:
-        raise invalid_response(response, str(exc), provider=provider) from exc
 
 
 def _parse_article(raw: object, provider: str) -> NewsArticle:
@@ -211,9 +202,9 @@ def _parse_article(raw: object, provider: str) -> NewsArticle:
     source_name = require_mapping(source, "source").get("name") if source else None
 
     return NewsArticle(
-        url=_required(parse_text(article.get("url"), "url"), "url"),
-        title=_required(parse_text(article.get("title"), "title"), "title"),
-        published_at=_required(
+        url=require_text(article.get("url"), "url"),
+        title=require_text(article.get("title"), "title"),
+        published_at=require_value(
             parse_iso_datetime(article.get("publishedAt"), "publishedAt"),
             "publishedAt",
         ),
@@ -221,22 +212,3 @@ def _parse_article(raw: object, provider: str) -> NewsArticle:
         summary=parse_text(article.get("description"), "description"),
         provider=provider,
     )
-
-
-def _required(value: T | None, what: str) -> T:
-    if value is None:
-        raise PayloadError(f"{what}: missing")
-
-    return value
-
-
-def _page_size_option(settings: ProviderSettings) -> int:
-    value = settings.options.get("page_size", DEFAULT_PAGE_SIZE)
-    if isinstance(value, bool) or not isinstance(value, int):
-        problem = f"expected a whole number, got {value!r}"
-    elif not 1 <= value <= _MAX_PAGE_SIZE:
-        problem = f"must be from 1 to {_MAX_PAGE_SIZE}, got {value}"
-    else:
-        return value
-
-    raise ConfigError(f"providers.{settings.name}.options.page_size: {problem}")

@@ -1,28 +1,39 @@
-"""Helpers the market providers share to read what an API sends back.
+"""Helpers the market providers share to call an API and read its answer.
 
 Outside APIs send numbers as strings, percentages as fractions, nulls
 after the close and error messages inside an HTTP 200. These helpers turn
 such values into the model's units and raise `PayloadError` on anything
-that is not what the API documents; a provider turns that into an
-``INVALID_RESPONSE`` with `invalid_response`, so an odd payload is never a
-crash.
+that is not what the API documents; a provider reads a payload inside
+`translate_payload_errors`, which makes that an ``INVALID_RESPONSE``, so an
+odd payload is never a crash.
 
 Request helpers live here too, because sending the request and reading the
 body are one step for every provider: `send_get` translates transport
-failures, `decode_json` refuses bodies that are not JSON.
+failures, `get_json` also classifies a failure status and refuses bodies
+that are not JSON, and `error_with_detail` adds what the API said to the
+error. So do the checks of settings that several providers share
+(`require_api_key`, `page_size_option`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from dso import ErrorCode, ProviderContext, ProviderError, error_from_http
+from dso import (
+    ConfigError,
+    ErrorCode,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    error_from_http,
+)
 
 
 V = TypeVar("V")
@@ -36,7 +47,8 @@ class PayloadError(ValueError):
     """A value in a response is not of the shape the API documents.
 
     The message names the field and the problem but not the value, so that
-    it is safe to show; providers wrap it with `invalid_response`.
+    it is safe to show. Providers read payloads inside
+    `translate_payload_errors`, which turns it into an ``INVALID_RESPONSE``.
     """
 
 
@@ -62,6 +74,28 @@ def require_list(value: object, what: str) -> list[Any]:
         raise PayloadError(f"{what}: expected a list, got {_kind(value)}")
 
     return value
+
+
+def require_value(value: V | None, what: str) -> V:
+    """Return *value*, a field the API always sends, if it is there.
+
+    Raises:
+        PayloadError: It is ``None``; the message names *what*.
+    """
+    if value is None:
+        raise PayloadError(f"{what}: missing")
+
+    return value
+
+
+def require_text(value: object, what: str) -> str:
+    """Return a string field the API always sends (see `parse_text`).
+
+    Raises:
+        PayloadError: The value is not a string, or is missing or one of
+            the "no value" markers.
+    """
+    return require_value(parse_text(value, what), what)
 
 
 def parse_text(value: object, what: str = "value") -> str | None:
@@ -239,6 +273,90 @@ def match_by_symbol(
     return {key: by_symbol[key.upper()] for key in keys if key.upper() in by_symbol}
 
 
+@contextlib.contextmanager
+def translate_payload_errors(
+    response: httpx.Response, *, provider: str
+) -> Iterator[None]:
+    """Turn a `PayloadError` raised in the block into ``INVALID_RESPONSE``.
+
+    Raises:
+        ProviderError: `invalid_response` for *response*, chained to the
+            `PayloadError`.
+    """
+    try:
+        yield
+    except PayloadError as exc:
+        raise invalid_response(response, str(exc), provider=provider) from exc
+
+
+def invalid_response(
+    response: httpx.Response, reason: str, *, provider: str
+) -> ProviderError:
+    """Return the ``INVALID_RESPONSE`` error for an unusable *response*.
+
+    The message names the host and path only: query strings carry keys.
+    """
+    return ProviderError(
+        ErrorCode.INVALID_RESPONSE,
+        f"unexpected response from {where(response)}: {reason}",
+        provider=provider,
+    )
+
+
+def api_url(ctx: ProviderContext, default_base_url: str, path: str) -> str:
+    """Return the address of *path* on the API the provider is configured for.
+
+    A ``base_url`` in the configuration (a replay server, a proxy) wins
+    over the API's own *default_base_url*; a trailing slash is dropped.
+    """
+    base_url = ctx.settings.base_url or default_base_url
+    return base_url.rstrip("/") + path
+
+
+def require_api_key(ctx: ProviderContext, what: str, *, provider: str) -> str:
+    """Return the configured key of an API that refuses calls without one.
+
+    *what* is what the API calls its key (``"Tiingo token"``), for the
+    message.
+
+    Raises:
+        ProviderError: ``AUTH``: no key is configured, so nothing is sent.
+    """
+    api_key = ctx.settings.api_key
+    if not api_key:
+        raise ProviderError(ErrorCode.AUTH, f"no {what} configured", provider=provider)
+
+    return api_key
+
+
+async def get_json(
+    ctx: ProviderContext,
+    url: str,
+    *,
+    provider: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    classify: ErrorClassifier = error_from_http,
+) -> tuple[httpx.Response, Any]:
+    """Send a GET (see `send_get`) and return the response and its JSON body.
+
+    A failure status raises the error *classify* returns for it, by
+    default the one the status alone means. An error inside an HTTP 200
+    is the caller's to find in the body.
+
+    Raises:
+        ProviderError: The request failed in transport, the status is a
+            failure, or the body is not JSON (``INVALID_RESPONSE``).
+    """
+    response = await send_get(
+        ctx, url, provider=provider, params=params, headers=headers
+    )
+    if not response.is_success:
+        raise classify(response, provider=provider)
+
+    return response, decode_json(response, provider=provider)
+
+
 async def send_get(
     ctx: ProviderContext,
     url: str,
@@ -277,18 +395,49 @@ def decode_json(response: httpx.Response, *, provider: str) -> Any:
         ) from exc
 
 
-def invalid_response(
-    response: httpx.Response, reason: str, *, provider: str
-) -> ProviderError:
-    """Return the ``INVALID_RESPONSE`` error for an unusable *response*.
+class ErrorClassifier(Protocol):
+    """Says which error an answer with a failure status stands for.
 
-    The message names the host and path only: query strings carry keys.
+    `get_json` takes one. `dso.error_from_http` judges by the status
+    alone; an API whose error bodies say more has its own, often
+    `error_with_detail` told where the API puts its message.
     """
-    return ProviderError(
-        ErrorCode.INVALID_RESPONSE,
-        f"unexpected response from {where(response)}: {reason}",
-        provider=provider,
-    )
+
+    def __call__(self, response: httpx.Response, /, *, provider: str) -> ProviderError:
+        """Return the error that *response*, a failure status, stands for."""
+        ...
+
+
+def error_with_detail(
+    response: httpx.Response,
+    *,
+    provider: str,
+    message_of: Callable[[Any], str | None],
+    secret: str | None = None,
+) -> ProviderError:
+    """Return the error a failure status stands for, with what the API said.
+
+    Args:
+        response: An answer whose status is a failure.
+        provider: The provider's name, for the error.
+        message_of: Returns the API's message in a JSON body, or ``None``
+            if it holds none. A body that is not JSON (a plain-text 429, a
+            quota notice) is the message itself.
+        secret: The API key, cut out of the message (see `excerpt`).
+    """
+    message: str | None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        message = response.text
+    else:
+        message = message_of(body)
+
+    error = error_from_http(response, provider=provider)
+    if message is None or not message.strip():
+        return error
+
+    return with_detail(error, excerpt(message, secret))
 
 
 def with_detail(error: ProviderError, detail: str | None) -> ProviderError:
@@ -302,6 +451,17 @@ def with_detail(error: ProviderError, detail: str | None) -> ProviderError:
         retry_after=error.retry_after,
         provider=error.provider,
     )
+
+
+def json_or_none(response: httpx.Response) -> object:
+    """Return the JSON body of *response*, or ``None`` if it is not JSON.
+
+    For error answers, whose bodies may be anything (an HTML page, text).
+    """
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        return None
 
 
 def excerpt(text: str, secret: str | None) -> str:
@@ -329,6 +489,26 @@ def where(response: httpx.Response) -> str:
         return "the provider"
 
     return f"{url.host}{url.path}"
+
+
+def page_size_option(settings: ProviderSettings, *, default: int, maximum: int) -> int:
+    """Return the ``page_size`` option: how many articles a call asks for.
+
+    It is *default* when not set, and at most *maximum*, the largest page
+    the API hands out.
+
+    Raises:
+        ConfigError: The option is not a whole number from 1 to *maximum*.
+    """
+    value = settings.options.get("page_size", default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problem = f"expected a whole number, got {value!r}"
+    elif not 1 <= value <= maximum:
+        problem = f"must be from 1 to {maximum}, got {value}"
+    else:
+        return value
+
+    raise ConfigError(f"providers.{settings.name}.options.page_size: {problem}")
 
 
 def _parse_decimal(value: object, what: str) -> decimal.Decimal | None:

@@ -15,25 +15,33 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any
 
 import httpx
 
-from dso._config import ProviderSettings
-from dso._errors import ConfigError, ErrorCode, ProviderError
-from dso._http import error_from_http
-from dso._provider import Provider, ProviderContext
+from dso import (
+    ConfigError,
+    ErrorCode,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    error_from_http,
+)
 
+from ._configured import ConfiguredProvider
 from ._models import Filing, FilingSummary
 from ._parse import (
     PayloadError,
-    decode_json,
-    invalid_response,
+    api_url,
+    get_json,
     parse_cik,
     parse_text,
     require_list,
     require_mapping,
-    send_get,
+    require_text,
+    require_value,
+    translate_payload_errors,
     where,
 )
 
@@ -45,8 +53,6 @@ DEFAULT_MAX_FILINGS = 10
 """Filings kept when ``options["max_filings"]`` is not set."""
 
 _CIK_DIGITS = 10
-
-T = TypeVar("T")
 
 # The SEC answers its rate limit (10 requests a second) with a 403 page
 # titled this way; any other 403 is the "undeclared automated tool" refusal.
@@ -61,7 +67,7 @@ _FILING_COLUMNS = (
 )
 
 
-class SecEdgarSubmissions:
+class SecEdgarSubmissions(ConfiguredProvider):
     """A registrant's profile and newest filings, from EDGAR's submissions API.
 
     The key is a CIK. Options: ``user_agent`` (required), the tool's name and
@@ -73,14 +79,9 @@ class SecEdgarSubmissions:
     """
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
+        super().__init__(settings)
         self._user_agent = _user_agent_option(settings)
         self._max_filings = _max_filings_option(settings)
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> FilingSummary:
         """Return the registrant whose CIK is *key*, with its newest filings.
@@ -98,17 +99,19 @@ class SecEdgarSubmissions:
             message = f"{key!r} is not a CIK (up to ten digits)"
             raise ProviderError(ErrorCode.NOT_FOUND, message, provider=self.name)
 
-        response = await self._get(cik, ctx)
-        if not response.is_success:
-            raise classify_error(response, provider=self.name)
+        response, body = await self._get(cik, ctx)
 
-        return _parse_summary(response, self._max_filings, self.name)
+        with translate_payload_errors(response, provider=self.name):
+            return _summary(require_mapping(body, "body"), self._max_filings)
 
-    async def _get(self, cik: str, ctx: ProviderContext) -> httpx.Response:
-        base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-        url = f"{base_url}/submissions/CIK{cik}.json"
-        headers = {"User-Agent": self._user_agent}
-        return await send_get(ctx, url, provider=self.name, headers=headers)
+    async def _get(self, cik: str, ctx: ProviderContext) -> tuple[httpx.Response, Any]:
+        return await get_json(
+            ctx,
+            api_url(ctx, DEFAULT_BASE_URL, f"/submissions/CIK{cik}.json"),
+            provider=self.name,
+            headers={"User-Agent": self._user_agent},
+            classify=classify_error,
+        )
 
 
 FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = {
@@ -150,21 +153,11 @@ def classify_error(
     return error
 
 
-def _parse_summary(
-    response: httpx.Response, max_filings: int, provider: str
-) -> FilingSummary:
-    body = decode_json(response, provider=provider)
-    try:
-        return _summary(require_mapping(body, "body"), max_filings)
-    except PayloadError as exc:
-        raise invalid_response(response, str(exc), provider=provider) from exc
-
-
 def _summary(raw: Mapping[str, object], max_filings: int) -> FilingSummary:
     tickers = _strings(raw.get("tickers"), "tickers")
     return FilingSummary(
-        cik=_required(parse_cik(raw.get("cik")), "cik"),
-        name=_required(parse_text(raw.get("name"), "name"), "name"),
+        cik=require_value(parse_cik(raw.get("cik")), "cik"),
+        name=require_text(raw.get("name"), "name"),
         tickers=tuple(ticker.upper() for ticker in tickers),
         exchanges=_strings(raw.get("exchanges"), "exchanges"),
         sic=parse_text(raw.get("sic"), "sic"),
@@ -202,11 +195,9 @@ def _filing(
     primary_document: object,
 ) -> Filing:
     return Filing(
-        accession_number=_required(
-            parse_text(accession_number, "accessionNumber"), "accessionNumber"
-        ),
-        form=_required(parse_text(form, "form"), "form"),
-        filed_on=_required(_date(filed_on, "filingDate"), "filingDate"),
+        accession_number=require_text(accession_number, "accessionNumber"),
+        form=require_text(form, "form"),
+        filed_on=require_value(_date(filed_on, "filingDate"), "filingDate"),
         report_date=_date(report_date, "reportDate"),
         primary_document=parse_text(primary_document, "primaryDocument"),
     )
@@ -230,13 +221,6 @@ def _strings(value: object, what: str) -> tuple[str, ...]:
 
     items = (parse_text(item, what) for item in require_list(value, what))
     return tuple(item for item in items if item is not None)
-
-
-def _required(value: T | None, what: str) -> T:
-    if value is None:
-        raise PayloadError(f"{what}: missing")
-
-    return value
 
 
 def _user_agent_option(settings: ProviderSettings) -> str:

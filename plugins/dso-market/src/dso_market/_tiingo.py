@@ -25,32 +25,28 @@ from typing import Any
 
 import httpx
 
-from dso import (
-    ErrorCode,
-    Provider,
-    ProviderContext,
-    ProviderError,
-    ProviderSettings,
-    error_from_http,
-)
+from dso import ErrorCode, Provider, ProviderContext, ProviderError, ProviderSettings
 
+from ._configured import ConfiguredProvider
 from ._models import Quote
 from ._parse import (
-    PayloadError,
+    api_url,
     decode_json,
     derive_change,
+    error_with_detail,
     excerpt,
     invalid_response,
     match_by_symbol,
     parse_float,
     parse_int,
     parse_iso_datetime,
-    parse_text,
+    require_api_key,
     require_list,
     require_mapping,
+    require_text,
     send_get,
+    translate_payload_errors,
     where,
-    with_detail,
 )
 
 
@@ -69,7 +65,7 @@ _MESSAGE_CODES = (
 )
 
 
-class TiingoQuotes:
+class TiingoQuotes(ConfiguredProvider):
     """The latest quote of one ticker or many, from Tiingo IEX.
 
     After the close the price is Tiingo's own ``tngoLast``; the change is
@@ -81,14 +77,6 @@ class TiingoQuotes:
 
     max_batch_size = 100
     """Tickers per batch call; Tiingo documents no limit, URLs do have one."""
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Quote:
         """Return the latest quote for ticker *key*.
@@ -132,33 +120,26 @@ class TiingoQuotes:
     async def _get_quotes(
         self, ctx: ProviderContext, path: str, params: Mapping[str, str] | None
     ) -> tuple[httpx.Response, list[Quote]]:
-        token = ctx.settings.api_key
-        if not token:
-            raise ProviderError(
-                ErrorCode.AUTH, "no Tiingo token configured", provider=self.name
-            )
-
-        base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
+        token = require_api_key(ctx, "Tiingo token", provider=self.name)
         response = await send_get(
             ctx,
-            base_url + path,
+            api_url(ctx, DEFAULT_BASE_URL, path),
             provider=self.name,
             params=params,
             headers={"Authorization": f"Token {token}"},
         )
 
         body = self._read_body(response, token)
-        try:
+        with translate_payload_errors(response, provider=self.name):
             quotes = [_quote_from(item) for item in require_list(body, "body")]
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
         return response, quotes
 
     def _read_body(self, response: httpx.Response, token: str) -> Any:
         if not response.is_success:
-            error = error_from_http(response, provider=self.name)
-            raise with_detail(error, _detail(response, token))
+            raise error_with_detail(
+                response, provider=self.name, message_of=_detail_of, secret=token
+            )
 
         try:
             body = decode_json(response, provider=self.name)
@@ -191,9 +172,7 @@ FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
 
 def _quote_from(item: object) -> Quote:
     item = require_mapping(item, "quote")
-    symbol = parse_text(item.get("ticker"), "ticker")
-    if symbol is None:
-        raise PayloadError("ticker: missing")
+    symbol = require_text(item.get("ticker"), "ticker")
 
     # After the close Tiingo nulls "last" and keeps its own estimate.
     price = parse_float(item.get("last"), "last")
@@ -238,14 +217,8 @@ def _code_for_message(message: str) -> ErrorCode:
     return ErrorCode.INVALID_RESPONSE
 
 
-def _detail(response: httpx.Response, token: str) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text
-        return excerpt(text, token) if text.strip() else None
-
+def _detail_of(body: object) -> str | None:
     if isinstance(body, Mapping) and isinstance(body.get("detail"), str):
-        return excerpt(body["detail"], token)
+        return str(body["detail"])
 
     return None

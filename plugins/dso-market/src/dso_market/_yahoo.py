@@ -25,6 +25,7 @@ v7 and v10 answer 401, reported as AUTH. The v8 chart needs neither.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import types
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -32,22 +33,17 @@ from typing import Any
 
 import httpx
 
-from dso import (
-    ErrorCode,
-    Provider,
-    ProviderContext,
-    ProviderError,
-    ProviderSettings,
-    error_from_http,
-)
+from dso import ErrorCode, Provider, ProviderContext, ProviderError, ProviderSettings
 
+from ._configured import ConfiguredProvider
 from ._models import Fundamentals, Quote
 from ._parse import (
     PayloadError,
-    decode_json,
+    api_url,
     derive_change,
+    error_with_detail,
     excerpt,
-    invalid_response,
+    get_json,
     match_by_symbol,
     parse_epoch,
     parse_float,
@@ -56,8 +52,8 @@ from ._parse import (
     parse_text,
     require_list,
     require_mapping,
-    send_get,
-    with_detail,
+    require_text,
+    translate_payload_errors,
 )
 
 
@@ -65,7 +61,7 @@ DEFAULT_BASE_URL = "https://query2.finance.yahoo.com"
 """Where Yahoo Finance lives when the configuration names no ``base_url``."""
 
 
-class YahooQuotes:
+class YahooQuotes(ConfiguredProvider):
     """The latest quotes of one symbol or many, from Yahoo's v7 quote API.
 
     Args:
@@ -74,14 +70,6 @@ class YahooQuotes:
 
     max_batch_size = 50
     """Symbols per call; Yahoo's own pages ask for a few dozen at a time."""
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Quote:
         """Return the latest quote for symbol *key*.
@@ -115,15 +103,13 @@ class YahooQuotes:
             ctx, "/v7/finance/quote", {"symbols": symbols}, provider=self.name
         )
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             quotes = [_quote_from_v7(item) for item in _result(body, "quoteResponse")]
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
         return match_by_symbol(keys, quotes, _symbol_of)
 
 
-class YahooChartQuotes:
+class YahooChartQuotes(ConfiguredProvider):
     """The latest quote of a symbol, from the meta data of Yahoo's v8 chart.
 
     The price, day range, volume and time come from the chart's ``meta``;
@@ -137,14 +123,6 @@ class YahooChartQuotes:
         settings: The provider's configuration section.
     """
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
-
     async def fetch(self, key: str, ctx: ProviderContext) -> Quote:
         """Return the latest quote for symbol *key*.
 
@@ -156,17 +134,15 @@ class YahooChartQuotes:
         params = {"interval": "1d", "range": "1d"}
         response, body = await _get_json(ctx, path, params, provider=self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             results = _result(body, "chart")
             if not results:
                 raise _not_found(key, self.name)
 
             return _quote_from_chart(results[-1])
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
-class YahooSummary:
+class YahooSummary(ConfiguredProvider):
     """A company's name, listing and market value, from Yahoo's v10 API.
 
     Only the ``price`` module is asked for; its fractions (with
@@ -176,14 +152,6 @@ class YahooSummary:
     Args:
         settings: The provider's configuration section.
     """
-
-    def __init__(self, settings: ProviderSettings) -> None:
-        self._settings = settings
-
-    @property
-    def name(self) -> str:
-        """The provider's name, as configured."""
-        return self._settings.name
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Fundamentals:
         """Return the profile of symbol *key*.
@@ -196,15 +164,13 @@ class YahooSummary:
         params = {"modules": "price", "formatted": "false"}
         response, body = await _get_json(ctx, path, params, provider=self.name)
 
-        try:
+        with translate_payload_errors(response, provider=self.name):
             results = _result(body, "quoteSummary")
             if not results:
                 raise _not_found(key, self.name)
 
             summary = require_mapping(results[0], "quoteSummary.result[0]")
             return _fundamentals_from(summary)
-        except PayloadError as exc:
-            raise invalid_response(response, str(exc), provider=self.name) from exc
 
 
 FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
@@ -222,13 +188,17 @@ FACTORIES: Mapping[str, Callable[[ProviderSettings], Provider]] = (
 async def _get_json(
     ctx: ProviderContext, path: str, params: Mapping[str, str], *, provider: str
 ) -> tuple[httpx.Response, Any]:
-    base_url = (ctx.settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-    response = await send_get(ctx, base_url + path, provider=provider, params=params)
-    if not response.is_success:
-        error = error_from_http(response, provider=provider)
-        raise with_detail(error, _error_detail(response))
+    # Yahoo's errors come in envelopes, except its 429, which is plain text
+    # ("Edge: Too Many Requests") and so quoted as it is.
+    classify = functools.partial(error_with_detail, message_of=_envelope_description)
+    response, body = await get_json(
+        ctx,
+        api_url(ctx, DEFAULT_BASE_URL, path),
+        provider=provider,
+        params=params,
+        classify=classify,
+    )
 
-    body = decode_json(response, provider=provider)
     _raise_for_envelope_error(response, body, provider)
     return response, body
 
@@ -264,19 +234,12 @@ def _envelope_error(body: object) -> tuple[str, str] | None:
     return str(error.get("code", "")), str(error.get("description", ""))
 
 
-def _error_detail(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        # The 429 is plain text ("Edge: Too Many Requests").
-        text = response.text
-        return excerpt(text, None) if text.strip() else None
-
+def _envelope_description(body: object) -> str | None:
     error = _envelope_error(body)
     if error is None:
         return None
 
-    return excerpt(error[1], None)
+    return error[1]
 
 
 def _result(body: object, envelope_name: str) -> list[Any]:
@@ -388,11 +351,7 @@ def _fundamentals_from(summary: Mapping[str, Any]) -> Fundamentals:
 
 
 def _required_symbol(item: Mapping[str, Any]) -> str:
-    symbol = parse_text(item.get("symbol"), "symbol")
-    if symbol is None:
-        raise PayloadError("symbol: missing")
-
-    return symbol.upper()
+    return require_text(item.get("symbol"), "symbol").upper()
 
 
 def _symbol_of(quote: Quote) -> str:
