@@ -18,6 +18,7 @@ import cattrs
 import trio
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ._config import Config
 from ._errors import ConfigError, DsoError
@@ -39,13 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     try:
         status: int = args.run(args, console)
-    except (DsoError, LookupError, ValueError, TypeError) as exc:
-        console.print(f"[red]dso: {exc}[/red]")
+    except (DsoError, LookupError, ValueError, TypeError, OSError) as exc:
+        console.print(Text(f"dso: {_describe(exc)}", style="red"))
         return 2
     except KeyboardInterrupt:
         return 130
 
     return status
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+
+    return str(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,34 +63,93 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    fetch = commands.add_parser("fetch", help="fetch keys and print a table")
-    fetch.add_argument("keys", nargs="+", metavar="KEY")
-    fetch.add_argument("-n", "--namespace", required=True)
-    fetch.add_argument("-p", "--providers", help="comma-separated, in order")
+    fetch = commands.add_parser(
+        "fetch",
+        help="fetch keys and print a table",
+        description=(
+            "Fetch KEYs through the cache and the providers. By default each "
+            "key goes through the providers in order until one answers "
+            "(fallback); --merge asks them all and merges the answers; "
+            "--batch fetches all keys with one provider in as few calls as "
+            "it allows. Stale data is served when every provider fails, "
+            "unless --no-stale. Exits 0 when every key has data, 1 when some "
+            "have none, 2 on an error."
+        ),
+    )
+    fetch.add_argument("keys", nargs="+", metavar="KEY", help="what to fetch")
+    fetch.add_argument(
+        "-n", "--namespace", required=True, help="the kind of data (quotes, news...)"
+    )
+    fetch.add_argument(
+        "-p",
+        "--providers",
+        help=(
+            "comma-separated provider names, in order (default: the "
+            "namespace's); with --batch the first is the batch provider and "
+            "the others are per-key fallbacks"
+        ),
+    )
     mode = fetch.add_mutually_exclusive_group()
     mode.add_argument("--merge", action="store_true", help="merge all providers")
-    mode.add_argument("--batch", action="store_true", help="one batch call")
-    fetch.add_argument("--min-providers", type=int)
-    fetch.add_argument("--tier")
-    fetch.add_argument("--timeout", type=float)
+    mode.add_argument("--batch", action="store_true", help="fetch the keys as a batch")
+    fetch.add_argument(
+        "--min-providers",
+        type=int,
+        help="with --merge: successes needed (default: the namespace's)",
+    )
+    fetch.add_argument("--tier", help="the TTL row to judge freshness by")
+    fetch.add_argument("--timeout", type=float, help="seconds the whole fetch may take")
     fetch.add_argument("--no-stale", action="store_true", help="never serve stale data")
     _add_config_option(fetch)
     fetch.add_argument("--report", type=Path, help="also write the results as JSON")
     fetch.set_defaults(run=_run_fetch)
 
-    plugins = commands.add_parser("plugins", help="list what plugins provide")
+    plugins = commands.add_parser(
+        "plugins", help="list the providers, backends and namespaces plugins offer"
+    )
     _add_config_option(plugins)
     plugins.set_defaults(run=_run_plugins)
 
-    replay = commands.add_parser("replay", help="serve recorded responses")
-    replay.add_argument("--routes", type=Path, action="append", default=[])
-    replay.add_argument("--fixtures", type=Path)
-    replay.add_argument("--host", default="127.0.0.1")
-    replay.add_argument("--port", type=int, default=0)
-    replay.add_argument("--url-file", type=Path, help="write the URL here")
+    replay = commands.add_parser(
+        "replay",
+        help="serve recorded provider responses on loopback",
+        description=(
+            "Serve recorded responses over HTTP until interrupted: "
+            "URL/<provider>/<path> answers with the recording its route "
+            "names. Faults are set from outside with POST /_replay/faults "
+            '(JSON: {"provider": "tiingo" or "*", "kind": "status", '
+            '"status": 503}; kinds: latency, status, rate_limit, hang, drop) '
+            "and cleared with DELETE /_replay/faults."
+        ),
+    )
+    replay.add_argument(
+        "--routes",
+        type=Path,
+        action="append",
+        default=[],
+        help="a route file (repeatable; default: every installed plugin's)",
+    )
+    replay.add_argument(
+        "--fixtures",
+        type=Path,
+        help="the recordings folder (default: $DSO_FIXTURES or ../shared/fixtures)",
+    )
+    replay.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    replay.add_argument(
+        "--port", type=_port, default=0, help="port to listen on (0: any free port)"
+    )
+    replay.add_argument("--url-file", type=Path, help="also write the URL here")
     _add_config_option(replay)
     replay.set_defaults(run=_run_replay)
     return parser
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
+
+    return port
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -99,8 +167,11 @@ def _load_cli_config(path: Path | None) -> Config:
     The command line keeps its cache in a SQLite file unless the file says
     otherwise, so that a second run is served from the first one's cache.
     """
+    if path is None and CONFIG_ENV in os.environ:
+        path = Path(os.environ[CONFIG_ENV])
+
     if path is None:
-        path = Path(os.environ.get(CONFIG_ENV, _DEFAULT_CONFIG))
+        path = Path(_DEFAULT_CONFIG)
         if not path.exists():
             return Config.from_dict(_with_cli_defaults({}))
 
@@ -108,6 +179,8 @@ def _load_cli_config(path: Path | None) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
@@ -132,12 +205,15 @@ def _default_cache_path() -> Path:
 
 
 def _run_fetch(args: argparse.Namespace, console: Console) -> int:
+    if args.min_providers is not None and not args.merge:
+        raise ValueError("--min-providers only applies with --merge")
+
     config = _load_cli_config(args.config)
     results, statistics = trio.run(_fetch, config, args)
     summarize = _summarizer(load_plugins(config.plugins), args.namespace)
 
     console.print(_results_table(results, args.namespace, summarize))
-    console.print(_summary_line(results, statistics))
+    console.print(_summary_line(results, statistics), soft_wrap=True)
     if args.report is not None:
         _write_report(args.report, results, statistics)
 
@@ -204,35 +280,49 @@ def _results_table(
     for column in ("key", "value", "source", "cache", "age", "errors"):
         table.add_column(column, overflow="fold")
 
+    # Keys, values and messages come from outside: Text cells show them
+    # as they are, never as rich markup.
     for result in results:
+        if result.ok:
+            value = Text(summarize(result.data))
+        else:
+            value = Text("no data", style="red")
+
         table.add_row(
-            result.key,
-            summarize(result.data) if result.ok else "[red]no data[/red]",
-            result.source or "-",
+            Text(result.key),
+            value,
+            Text(result.source or "-"),
             _cache_state(result),
             "-" if result.age is None else f"{result.age:.0f}s",
-            "\n".join(
-                f"{attempt.provider}: {attempt.code.name}"
-                + (f" ({attempt.message})" if attempt.message else "")
-                for attempt in result.errors
-                if attempt.code is not None
-            ),
+            Text("\n".join(_error_lines(result))),
         )
 
     return table
 
 
-def _cache_state(result: FetchResult[Any]) -> str:
+def _error_lines(result: FetchResult[Any]) -> list[str]:
+    lines = []
+    for attempt in result.errors:
+        if attempt.code is None:
+            continue
+
+        detail = f" ({attempt.message})" if attempt.message else ""
+        lines.append(f"{attempt.provider}: {attempt.code.name}{detail}")
+
+    return lines
+
+
+def _cache_state(result: FetchResult[Any]) -> Text:
     if result.stale:
-        return "[yellow]stale[/yellow]"
+        return Text("stale", style="yellow")
 
     if result.cached:
-        return "hit"
+        return Text("hit")
 
     if result.partial:
-        return "partial"
+        return Text("partial")
 
-    return "fresh" if result.ok else "-"
+    return Text("fresh" if result.ok else "-")
 
 
 def _summarize(value: object) -> str:
@@ -260,8 +350,9 @@ def _summary_line(results: Sequence[FetchResult[Any]], statistics: Any) -> str:
     calls = ", ".join(
         f"{name} {count}" for name, count in statistics.provider_calls.items() if count
     )
+    keys = "1 key" if len(results) == 1 else f"{len(results)} keys"
     return (
-        f"{len(results)} keys: {hits} from cache, {fetched} fetched, "
+        f"{keys}: {hits} from cache, {fetched} fetched, "
         f"{stale} stale, {failed} without data; "
         f"provider calls: {calls or 'none'}"
     )

@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import os
 import tomllib
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
+from cattrs.cols import list_structure_factory
 from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn
 
 from ._errors import ConfigError
+from ._redaction import redact_url
 
 
 class _FieldError(ValueError):
@@ -80,6 +84,10 @@ class BreakerSettings:
     half_open_max_calls: int = attrs.field(default=1, validator=_positive)
 
 
+def _url_repr(url: str | None) -> str:
+    return repr(url if url is None else redact_url(url))
+
+
 @attrs.frozen
 class ProviderSettings:
     """One provider's configuration section.
@@ -100,7 +108,7 @@ class ProviderSettings:
 
     name: str = ""
     type: str = ""
-    base_url: str | None = None
+    base_url: str | None = attrs.field(default=None, repr=_url_repr)
     api_key: str | None = attrs.field(default=None, repr=False)
     api_key_env: str | None = None
     timeout: float = attrs.field(default=10.0, validator=_positive)
@@ -160,6 +168,8 @@ class CacheSettings:
         prefix: The first part of every cache key.
         max_entries: The memory backend's bound.
         path: The SQLite backend's database file.
+        timeout: Seconds one cache operation may take; a read that takes
+            longer is a miss, a write is skipped.
         options: Anything else the backend understands.
     """
 
@@ -167,6 +177,7 @@ class CacheSettings:
     prefix: str = "dso"
     max_entries: int = attrs.field(default=10_000, validator=_positive)
     path: str | None = None
+    timeout: float = attrs.field(default=2.0, validator=_positive)
     options: dict[str, Any] = attrs.Factory(dict)
 
 
@@ -305,7 +316,38 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(int, _strict(int, (int,), "an integer"))
     converter.register_structure_hook(str, _strict(str, (str,), "a string"))
     converter.register_structure_hook(bool, _strict(bool, (bool,), "true or false"))
+    converter.register_structure_hook_factory(_is_list, _only_lists)
+    converter.register_structure_hook_factory(attrs.has, _only_tables)
     return converter
+
+
+def _is_list(type_: Any) -> bool:
+    return typing.get_origin(type_) is list
+
+
+def _only_lists(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    # cattrs would happily turn "tiingo" into ["t", "i", ...].
+    structure_items = list_structure_factory(type_, converter)
+
+    def structure(value: Any, target: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise _BadValue("a list", value)
+
+        return structure_items(value, target)
+
+    return structure
+
+
+def _only_tables(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    structure_fields = make_dict_structure_fn(type_, converter)
+
+    def structure(value: Any, target: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _BadValue("a table", value)
+
+        return structure_fields(value, target)
+
+    return structure
 
 
 _CONVERTER = _make_converter()
@@ -339,6 +381,9 @@ def _format_leaf(exc: BaseException, type_: type | None) -> str:
 _FIELD_MARK = "\x00"
 
 
+_SECRET_FIELDS = ("api_key", "password", "token", "secret")
+
+
 def _tidy_path(line: str) -> str:
     # cattrs writes "message @ $.providers['tiingo'].timeout"; we want the
     # dotted path a user would type in TOML, first.
@@ -349,6 +394,10 @@ def _tidy_path(line: str) -> str:
     if message.startswith(_FIELD_MARK):
         _, field, message = message.split(_FIELD_MARK, 2)
         path = f"{path}.{field}".lstrip(".")
+
+    if any(secret in path.rpartition(".")[2] for secret in _SECRET_FIELDS):
+        # Whatever was written there may be the secret itself.
+        message = message.partition(", got ")[0]
     if not path:
         return message
 

@@ -572,7 +572,12 @@ async def open_orchestrator(
             )
 
         typed_cache = TypedCache(
-            backend, Codec(), TtlTable.from_config(config), clock, config.cache.prefix
+            backend,
+            Codec(),
+            TtlTable.from_config(config),
+            clock,
+            config.cache.prefix,
+            config.cache.timeout,
         )
         guarded = _guard_all(config, loaded, providers, http)
         async with open_background_nursery() as nursery:

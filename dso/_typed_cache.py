@@ -10,10 +10,12 @@ skipped, and the fetch goes on.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+import trio
 
 from ._cache import CacheBackend, CacheEntry, WallClock
 from ._codec import Codec, CodecError
@@ -62,6 +64,7 @@ class TypedCache:
         ttl: Freshness and stale windows by namespace and tier.
         clock: Wall-clock time, advancing with trio's clock.
         prefix: The first part of every cache key.
+        timeout: Seconds one backend operation may take.
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class TypedCache:
         ttl: TtlTable,
         clock: WallClock,
         prefix: str,
+        timeout: float = 2.0,
     ) -> None:
         self.backend = backend
         self.counters = CacheCounters()
@@ -78,6 +82,7 @@ class TypedCache:
         self._ttl = ttl
         self._clock = clock
         self._prefix = prefix
+        self._timeout = timeout
 
     def check_tier(self, tier: str | None) -> None:
         """Raise `ValueError` unless *tier* is ``None`` or a configured tier."""
@@ -104,11 +109,15 @@ class TypedCache:
             return {}
 
         backend_keys = {self.key_for(namespace, key): key for key in keys}
-        try:
-            entries = await self.backend.get_many(list(backend_keys))
-        except Exception:
-            self._backend_failed("read")
-            entries = {}
+        entries: dict[str, CacheEntry] = {}
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                entries = await self.backend.get_many(list(backend_keys))
+            except Exception:
+                self._backend_failed("read")
+
+        if scope.cancelled_caught:
+            self._backend_failed("read in time")
 
         now = self._clock()
         found = {}
@@ -150,10 +159,15 @@ class TypedCache:
         if not entries:
             return
 
-        try:
-            await self.backend.set_many(entries)
-        except Exception:
-            self._backend_failed("write")
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                await self.backend.set_many(entries)
+            except Exception:
+                self._backend_failed("write")
+                return
+
+        if scope.cancelled_caught:
+            self._backend_failed("write in time")
             return
 
         self.counters.writes += len(entries)
@@ -202,9 +216,11 @@ class TypedCache:
 
     def _backend_failed(self, operation: str) -> None:
         self.counters.errors += 1
+        # TODO: a backend that keeps failing is still asked every time and
+        # logged every time; issue 5 puts a breaker in front of it.
         logger.warning(
             "cache backend %s failed to %s; going on without it",
             self.backend.name,
             operation,
-            exc_info=True,
+            exc_info=sys.exc_info()[0] is not None,
         )

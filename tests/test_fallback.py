@@ -429,3 +429,51 @@ async def test_the_deadline_keeps_the_attempts_made_before_it(
     assert [dso.ErrorCode.UNAVAILABLE, dso.ErrorCode.TIMEOUT] == [
         attempt.code for attempt in result.attempts
     ]
+
+
+class BrokenCache:
+    """A cache backend that fails or hangs on every call."""
+
+    name = "broken"
+
+    def __init__(self, hang: bool) -> None:
+        self.hang = hang
+
+    async def _fail(self) -> Any:
+        if self.hang:
+            await trio.sleep_forever()
+        raise ConnectionError("cache down")
+
+    async def get(self, key: str) -> None:
+        return await self._fail()  # type: ignore[no-any-return]
+
+    async def get_many(self, keys: Any) -> Any:
+        return await self._fail()
+
+    async def set(self, key: str, entry: Any) -> None:
+        await self._fail()
+
+    async def set_many(self, entries: Any) -> None:
+        await self._fail()
+
+    async def delete(self, key: str) -> None:
+        await self._fail()
+
+
+@pytest.mark.parametrize("hang", [False, True])
+async def test_a_failing_cache_backend_does_not_stop_the_fetch(
+    autojump_clock: trio.testing.MockClock, hang: bool
+) -> None:
+    """Reads and writes that fail or hang are skipped; the provider answers."""
+    provider = FakeProvider("only", {"A": 1})
+    config = make_config()
+
+    async with dso.open_orchestrator(
+        config, providers=[provider], cache=BrokenCache(hang)
+    ) as orch:
+        with trio.fail_after(30):
+            result = await orch.fetch_with_fallback("A", ["only"], namespace="quotes")
+        errors = orch.statistics().cache_errors
+
+    assert ("only", 1) == (result.source, result.data)
+    assert 2 == errors

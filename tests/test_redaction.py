@@ -1,0 +1,51 @@
+"""Secrets never show: URLs in reprs, keys in config errors."""
+
+import pytest
+
+import dso
+from dso._redaction import redact_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://u:pw@host/x", "https://u:***@host/x"),
+        (
+            "https://host/query?function=OVERVIEW&apikey=K1&symbol=IBM",
+            "https://host/query?function=OVERVIEW&apikey=***&symbol=IBM",
+        ),
+        (
+            "https://host/news?token=T&tickers=AAPL",
+            "https://host/news?token=***&tickers=AAPL",
+        ),
+        ("https://host/plain", "https://host/plain"),
+    ],
+)
+def test_url_secrets_are_hidden(url: str, expected: str) -> None:
+    """Passwords and secret-looking query values are replaced."""
+    assert expected == redact_url(url)
+
+
+def test_settings_repr_hides_key_and_url_password() -> None:
+    """A provider's settings never show its key or a password in its URL."""
+    config = dso.Config.from_dict(
+        {
+            "providers": {
+                "p": {"api_key": "KEY-123", "base_url": "https://u:hunter2@h/x"}
+            }
+        }
+    )
+
+    shown = repr(config)
+
+    assert "KEY-123" not in shown
+    assert "hunter2" not in shown
+    assert "https://u:***@h/x" in shown
+
+
+def test_a_bad_api_key_value_is_not_echoed() -> None:
+    """A config error about an api_key names the field but not the value."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"providers": {"p": {"api_key": 12345678}}})
+
+    assert "providers.p.api_key: expected a string" == str(info.value)
