@@ -7,8 +7,10 @@ is no process-wide registry.
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,15 @@ from . import _builtin_backends, _hooks
 from ._config import PluginSettings
 from ._hooks import PROJECT_NAME
 
+
+logger = logging.getLogger("dso")
+
+_HOOK_RESULTS: dict[str, type] = {
+    "dso_provider_factories": Mapping,
+    "dso_cache_backends": Mapping,
+    "dso_namespaces": Sequence,
+    "dso_replay_routes": Sequence,
+}
 
 ENTRY_POINT_GROUP = "dso"
 """The entry-point group that plugin distributions advertise modules under."""
@@ -101,11 +112,21 @@ class Plugins:
         # tells us which plugin offered what, for `dso plugins` and for
         # error messages about clashes.
         caller = getattr(self.manager.hook, hook_name)
+        expected = _HOOK_RESULTS[hook_name]
         results = []
         for impl in reversed(caller.get_hookimpls()):
+            info = self.infos[impl.plugin_name]
             result = impl.function()
-            if result is not None:
-                results.append((self.infos[impl.plugin_name], result))
+            if result is None:
+                continue
+
+            if not isinstance(result, expected):
+                raise TypeError(
+                    f"plugin {info.name} ({info.distribution}): {hook_name} "
+                    f"returned {type(result).__name__}, not {expected.__name__}"
+                )
+
+            results.append((info, result))
 
         return results
 
@@ -139,8 +160,21 @@ def load_plugins(
 
     _register(manager, infos, _builtin_backends, _builtin_info())
     for entry_point in _allowed_entry_points(settings, environ):
-        module = entry_point.load()
-        _register(manager, infos, module, _entry_point_info(entry_point))
+        info = _entry_point_info(entry_point)
+        try:
+            module = entry_point.load()
+        except Exception:
+            # One broken plugin must not take every other one down with it.
+            logger.warning(
+                "plugin %s from %s %s cannot be imported; skipping it",
+                info.name,
+                info.distribution,
+                info.version,
+                exc_info=True,
+            )
+            continue
+
+        _register(manager, infos, module, info)
 
     for index, plugin in enumerate(extra):
         name = getattr(plugin, "__name__", type(plugin).__name__)
@@ -156,6 +190,11 @@ def _register(
     plugin: object,
     info: PluginInfo,
 ) -> None:
+    if manager.is_registered(plugin):
+        # Passed in code and also advertised by an entry point: once is
+        # enough.
+        return
+
     manager.register(plugin, name=info.name)
     infos[info.name] = info
 
@@ -170,7 +209,8 @@ def _allowed_entry_points(
     chosen = []
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         distribution = entry_point.dist.name if entry_point.dist else ""
-        if allowed is None or {entry_point.name, distribution} & allowed:
+        names = {_normalized(entry_point.name), _normalized(distribution)}
+        if allowed is None or names & allowed:
             chosen.append(entry_point)
 
     return sorted(chosen, key=lambda entry_point: entry_point.name)
@@ -182,19 +222,28 @@ def _allow_list(
     """Return the names allowed, ``None`` for all, or an empty set for none."""
     override = environ.get(PLUGINS_ENV)
     if override is not None:
-        override = override.strip()
-        if override.lower() in {"0", "false", "no", "none", "off", ""}:
+        override = override.strip().lower()
+        if override in {"0", "false", "no", "none", "off", ""}:
             return set()
 
-        return {name.strip() for name in override.split(",") if name.strip()}
+        if override in {"1", "true", "yes", "all", "on"}:
+            return None
+
+        return {_normalized(name) for name in override.split(",") if name.strip()}
 
     if not settings.autoload:
         return set()
 
     if settings.only is not None:
-        return set(settings.only)
+        return {_normalized(name) for name in settings.only}
 
     return None
+
+
+def _normalized(name: str) -> str:
+    # Distribution names compare as the packaging standards say: case and
+    # runs of "-", "_" and "." do not matter.
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
 
 
 def _builtin_info() -> PluginInfo:

@@ -3,6 +3,7 @@
 import pytest
 
 import dso
+import dso_market._plugin
 from dso._plugins import load_plugins
 
 
@@ -64,3 +65,31 @@ def test_clashing_names_are_refused() -> None:
 
     with pytest.raises(ValueError, match="'memory' is offered by both"):
         plugins.cache_backends()
+
+
+def test_allow_list_names_are_normalised() -> None:
+    """dso_market, DSO-Market and dso-market name the same distribution."""
+    plugins = load_plugins(dso.PluginSettings(), environ={"DSO_PLUGINS": "DSO_Market"})
+
+    assert "tiingo" in plugins.provider_factories()
+
+
+def test_a_plugin_registered_twice_is_registered_once() -> None:
+    """Passing an autoloaded plugin in code as well is harmless."""
+    plugins = load_plugins(dso.PluginSettings(), extra=[dso_market._plugin], environ={})
+
+    assert "tiingo" in plugins.provider_factories()
+
+
+def test_a_hook_returning_the_wrong_type_names_the_plugin() -> None:
+    """A hook that returns nonsense is a TypeError naming the plugin."""
+
+    class Wrong:
+        @dso.hookimpl
+        def dso_provider_factories(self) -> list[str]:
+            return ["not", "a", "mapping"]
+
+    plugins = load_plugins(dso.PluginSettings(autoload=False), extra=[Wrong()])
+
+    with pytest.raises(TypeError, match=r"plugin extra-0 .*returned list"):
+        plugins.provider_factories()
