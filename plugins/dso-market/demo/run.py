@@ -27,6 +27,13 @@ from typing import Any
 
 
 DSO = [sys.executable, "-m", "dso"]
+
+NOTE = """\
+The values come from real responses recorded at different times (Tiingo's
+single quote in July 2020, its batch after a close, Yahoo's in 2022...), so
+the same symbol shows different prices from different providers. The tier
+"realtime" has a freshness of 0 seconds: a fetch with --tier realtime never
+takes the cache as fresh, so it always asks the providers first."""
 Report = dict[str, Any]
 Check = tuple[str, Callable[[Report], bool]]
 
@@ -62,7 +69,7 @@ class Demo:
         report_path = self.workdir / f"report-{self.runs}.json"
         command = [*DSO, "fetch", *arguments, "--config", str(self.config)]
         command += ["--report", str(report_path)]
-        print("$ dso fetch " + " ".join(arguments), flush=True)
+        print("$ dso fetch " + " ".join(arguments) + " -c dso.toml", flush=True)
         completed = subprocess.run(command, check=False)
         if completed.returncode not in (0, 1) or not report_path.exists():
             self.fail(title, f"dso fetch exited with {completed.returncode}")
@@ -124,6 +131,10 @@ def main() -> int:
         replay, url = start_replay(workdir)
         try:
             demo = Demo(workdir, url)
+            print(f"\nThe replay server listens on {url}. Every command below")
+            print(f"uses this configuration ({demo.config}):")
+            print(demo.config.read_text())
+            print(NOTE)
             run_scenarios(demo)
         finally:
             replay.terminate()
@@ -165,13 +176,14 @@ def run_scenarios(demo: Demo) -> None:
         [
             ("AAPL and MSFT are cache hits", lambda r: cached(r)[:2] == [True, True]),
             (
-                "only the unknown symbol is asked again",
-                lambda r: calls(r) == {"tiingo": 1},
+                "one provider call, for the symbol the cache lacks",
+                lambda r: calls(r) == {"tiingo": 1} and not cached(r)[2],
             ),
         ],
     )
     demo.scenario(
-        "A quote falls back from a failing Tiingo to Yahoo",
+        "A quote falls back from a failing Tiingo to Yahoo (--tier realtime skips "
+        "the cached quote)",
         ["AAPL", "-n", "quotes", "--tier", "realtime"],
         [
             ("answered by yahoo", lambda r: sources(r) == ["yahoo"]),
@@ -188,7 +200,7 @@ def run_scenarios(demo: Demo) -> None:
         ["AAPL", "-n", "fundamentals", "--merge"],
         [
             (
-                "both providers contributed",
+                "both providers answered",
                 lambda r: (
                     result(r, "AAPL")["sources"]
                     == ["alpha_vantage_overview", "yahoo_summary"]
@@ -196,13 +208,17 @@ def run_scenarios(demo: Demo) -> None:
             ),
             ("not partial", lambda r: not result(r, "AAPL")["partial"]),
             (
-                "sector from Alpha Vantage",
-                lambda r: bool(result(r, "AAPL")["data"]["sector"]),
+                "Alpha Vantage, named first, wins where both have a field",
+                lambda r: (
+                    result(r, "AAPL")["data"]["exchange"] == "NASDAQ"
+                    and result(r, "AAPL")["data"]["sector"] == "TECHNOLOGY"
+                ),
             ),
         ],
     )
     demo.scenario(
-        "News merged across NewsAPI and Benzinga, honest about who had nothing",
+        "News merged across NewsAPI and Benzinga (no NewsAPI answer for AAPL was "
+        "recorded, so the replay server says 404 and the merge is partial)",
         ["AAPL", "-n", "news", "--merge", "--min-providers", "1"],
         [
             ("marked partial", lambda r: result(r, "AAPL")["partial"]),
@@ -210,20 +226,24 @@ def run_scenarios(demo: Demo) -> None:
                 "articles from benzinga",
                 lambda r: result(r, "AAPL")["sources"] == ["benzinga"],
             ),
-            ("newsapi had nothing", lambda r: codes(r, "AAPL") == ["not_found"]),
+            (
+                "newsapi's 404 is a NOT_FOUND",
+                lambda r: codes(r, "AAPL") == ["not_found"],
+            ),
         ],
     )
-    for run in ("first", "second"):
+    runs = [
+        ("first", "Alpha Vantage was called"),
+        ("second", "called again: the note was not cached"),
+    ]
+    for run, called in runs:
         demo.scenario(
-            f"Alpha Vantage's rate-limit note ({run} run): RATE_LIMIT, never cached",
+            f"Alpha Vantage's rate-limit note, sent with HTTP 200 ({run} run)",
             ["TSLA", "-n", "quotes", "-p", "alpha_vantage", "--no-stale"],
             [
                 ("no data", lambda r: result(r, "TSLA")["data"] is None),
                 ("classified RATE_LIMIT", lambda r: codes(r, "TSLA") == ["rate_limit"]),
-                (
-                    "the provider was asked again",
-                    lambda r: calls(r) == {"alpha_vantage": 1},
-                ),
+                (called, lambda r: calls(r) == {"alpha_vantage": 1}),
             ],
         )
     demo.scenario(
