@@ -382,7 +382,7 @@ def _run_plugins(args: argparse.Namespace, console: Console) -> int:
 
 def _plugins_table(plugins: Plugins) -> Table:
     table = Table(title="dso plugins", title_justify="left")
-    for column in ("kind", "name", "distribution", "version", "plugin"):
+    for column in ("kind", "name", "distribution", "version", "plugin", "about"):
         table.add_column(column)
 
     groups = [
@@ -393,7 +393,15 @@ def _plugins_table(plugins: Plugins) -> Table:
     for kind, offered in groups:
         for name in sorted(offered):
             plugin = offered[name].plugin
-            table.add_row(kind, name, plugin.distribution, plugin.version, plugin.name)
+            about = getattr(offered[name].item, "description", "")
+            table.add_row(
+                kind,
+                Text(name),
+                Text(plugin.distribution),
+                Text(plugin.version),
+                Text(plugin.name),
+                Text(about),
+            )
 
     return table
 
