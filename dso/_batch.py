@@ -72,6 +72,9 @@ class BatchRun:
 
     async def fetch(self) -> None:
         """Fetch the misses; cancelling keeps what has arrived."""
+        # TODO: chunks are not de-duplicated against calls already in
+        # flight for the same keys (another batch, a fallback); issue 4
+        # brings batches into the in-flight table.
         misses = [key for key in self._keys if not self._is_fresh_in_cache(key)]
         if not misses:
             return

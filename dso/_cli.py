@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import json
 import os
 import sys
@@ -208,6 +207,9 @@ def _run_fetch(args: argparse.Namespace, console: Console) -> int:
     if args.min_providers is not None and not args.merge:
         raise ValueError("--min-providers only applies with --merge")
 
+    if args.report is not None and not args.report.parent.is_dir():
+        raise ValueError(f"--report: no folder {args.report.parent}")
+
     config = _load_cli_config(args.config)
     results, statistics = trio.run(_fetch, config, args)
     summarize = _summarizer(load_plugins(config.plugins), args.namespace)
@@ -407,7 +409,7 @@ def _plugins_table(plugins: Plugins) -> Table:
 
 
 def _run_replay(args: argparse.Namespace, console: Console) -> int:
-    from .testing import find_fixtures_dir, load_routes, serve_replay
+    from .testing import find_fixtures_dir, load_routes, open_replay_server
 
     config = _load_cli_config(args.config)
     route_files = args.routes or load_plugins(config.plugins).replay_routes()
@@ -418,15 +420,15 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
     fixtures = find_fixtures_dir(args.fixtures)
 
     async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            serve = functools.partial(
-                serve_replay, routes, fixtures, host=args.host, port=args.port
-            )
-            server = await nursery.start(serve)
+        async with open_replay_server(
+            routes, fixtures, host=args.host, port=args.port
+        ) as server:
             console.print(f"replaying {len(routes)} routes from {fixtures}")
             console.print(f"listening on {server.url}")
             if args.url_file is not None:
                 args.url_file.write_text(server.url, encoding="utf-8")
+
+            await trio.sleep_forever()
 
     trio.run(run)
     return 0
