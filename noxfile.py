@@ -36,6 +36,21 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def thorough(session: nox.Session) -> None:
+    """Run the property-based tests with at least 50,000 examples each."""
+    install_project(session, "test")
+    session.run(
+        "pytest",
+        "tests/test_breaker.py",
+        "tests/test_codec.py",
+        "tests/test_keys.py",
+        "tests/test_merge_laws.py",
+        "--hypothesis-profile=thorough",
+        *session.posargs,
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style and formatting with ruff."""
     session.install("ruff>=0.8")

@@ -27,7 +27,7 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import cattrs
@@ -35,7 +35,7 @@ from cattrs.cols import list_structure_factory
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ErrorCode
 from ._redaction import redact_url
 
 
@@ -69,19 +69,69 @@ def _tiers_not_negative(
             )
 
 
+def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not 0 < value <= 1:
+        raise _FieldError(
+            attribute.name, f"must be a fraction above 0 and at most 1, got {value!r}"
+        )
+
+
+def _error_codes(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    known = {code.value for code in ErrorCode if code is not ErrorCode.CIRCUIT_OPEN}
+    for index, name in enumerate(value):
+        if name not in known:
+            raise _FieldError(
+                f"{attribute.name}.{index}",
+                f"unknown error code {name!r}; known: {', '.join(sorted(known))}",
+            )
+
+
 @attrs.frozen
 class BreakerSettings:
     """A provider's circuit breaker.
 
+    Two trip models: ``consecutive`` opens the breaker after *threshold*
+    failures in a row; ``rate`` opens it when, over a sliding window of
+    calls (the last *window* calls, or the last *window_seconds* seconds),
+    the share of failures reaches *failure_rate*, once *min_calls* calls
+    have been seen. With *slow_after* set, either model also opens when the
+    share of calls slower than that reaches *slow_rate* over the window.
+
     Attributes:
-        threshold: Consecutive failures that open the breaker.
-        reset_after: Seconds the breaker stays open before a trial call.
-        half_open_max_calls: Trial calls admitted at once while half-open.
+        trip: ``"consecutive"`` (the default) or ``"rate"``.
+        threshold: Failures in a row that open the breaker (5).
+        failure_rate: The rate model's share of failures that opens it (0.5).
+        window: Calls the sliding window covers (20).
+        window_seconds: Make the window cover this many seconds instead.
+        min_calls: Calls in the window before rates are judged (10).
+        slow_after: Seconds after which a call counts as slow (off).
+        slow_rate: The share of slow calls that opens the breaker (1.0).
+        reset_after: Seconds the breaker stays open before trial calls (30).
+        half_open_max_calls: Trial calls admitted at the same time while
+            half-open; as many trial successes close the breaker (1).
+        ignore: Error codes that count as neither success nor failure:
+            they say nothing about the provider's health
+            (``["not_found", "invalid_response"]``).
     """
 
+    trip: Literal["consecutive", "rate"] = "consecutive"
     threshold: int = attrs.field(default=5, validator=_positive)
+    failure_rate: float = attrs.field(default=0.5, validator=_fraction)
+    window: int = attrs.field(default=20, validator=_positive)
+    window_seconds: float | None = attrs.field(default=None, validator=_not_negative)
+    min_calls: int = attrs.field(default=10, validator=_positive)
+    slow_after: float | None = attrs.field(default=None, validator=_not_negative)
+    slow_rate: float = attrs.field(default=1.0, validator=_fraction)
     reset_after: float = attrs.field(default=30.0, validator=_positive)
     half_open_max_calls: int = attrs.field(default=1, validator=_positive)
+    ignore: tuple[str, ...] = attrs.field(
+        default=("not_found", "invalid_response"), validator=_error_codes
+    )
+
+    @property
+    def ignored_codes(self) -> frozenset[ErrorCode]:
+        """The codes in ``ignore``, as `ErrorCode` members."""
+        return frozenset(ErrorCode(name) for name in self.ignore)
 
 
 def _url_repr(url: str | None) -> str:
@@ -318,24 +368,41 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool, (bool,), "true or false"))
     converter.register_structure_hook_factory(_is_list, _only_lists)
     converter.register_structure_hook_factory(attrs.has, _only_tables)
+    converter.register_structure_hook_func(_is_literal, _one_of)
     return converter
 
 
 def _is_list(type_: Any) -> bool:
-    return typing.get_origin(type_) is list
+    return typing.get_origin(type_) in (list, tuple)
 
 
 def _only_lists(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
     # cattrs would happily turn "tiingo" into ["t", "i", ...].
-    structure_items = list_structure_factory(type_, converter)
+    as_tuple = typing.get_origin(type_) is tuple
+    item_type = typing.get_args(type_)[0]
+    structure_items = list_structure_factory(list[item_type], converter)  # type: ignore[valid-type]
 
     def structure(value: Any, target: Any) -> Any:
         if not isinstance(value, list | tuple):
             raise _BadValue("a list", value)
 
-        return structure_items(value, target)
+        items = structure_items(value, list[item_type])  # type: ignore[valid-type]
+        return tuple(items) if as_tuple else items
 
     return structure
+
+
+def _is_literal(type_: Any) -> bool:
+    return typing.get_origin(type_) is Literal
+
+
+def _one_of(value: Any, type_: Any) -> Any:
+    choices = typing.get_args(type_)
+    if value not in choices:
+        shown = ", ".join(repr(choice) for choice in choices)
+        raise _BadValue(f"one of {shown}", value)
+
+    return value
 
 
 def _only_tables(type_: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:

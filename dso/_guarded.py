@@ -10,7 +10,7 @@ from typing import TypeVar, cast
 import httpx
 import trio
 
-from ._breaker import BreakerTransition, CircuitBreaker, Permit
+from ._breaker import BreakerTransition, CircuitBreaker
 from ._config import ProviderSettings
 from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
@@ -21,10 +21,6 @@ from ._results import Attempt
 V = TypeVar("V")
 
 logger = logging.getLogger("dso")
-
-# A NOT_FOUND is a healthy provider's honest answer, so the breaker counts
-# it as a success.
-_HEALTHY_CODES = frozenset({ErrorCode.NOT_FOUND})
 
 
 class GuardedProvider:
@@ -55,9 +51,7 @@ class GuardedProvider:
         self.breaker = CircuitBreaker(
             provider.name,
             clock=trio.current_time,
-            threshold=settings.breaker.threshold,
-            reset_after=settings.breaker.reset_after,
-            half_open_max_calls=settings.breaker.half_open_max_calls,
+            settings=settings.breaker,
             on_transition=on_transition,
         )
         self.limiter = trio.CapacityLimiter(settings.max_concurrency)
@@ -160,13 +154,16 @@ class GuardedProvider:
         try:
             value = await self._call_in_time(call, namespace, deadline)
         except ProviderError as exc:
-            self._settle_failure(permit, exc.code)
-            settled = True
-            return None, self._attempt_record(exc, started, keys)
-        else:
-            self.breaker.record_success(permit)
-            settled = True
             duration = trio.current_time() - started
+            self.breaker.record_error(permit, exc.code, duration)
+            settled = True
+            return None, Attempt(
+                self.name, exc.code, exc.message, duration=duration, keys=keys
+            )
+        else:
+            duration = trio.current_time() - started
+            self.breaker.record_success(permit, duration)
+            settled = True
             return value, Attempt(self.name, duration=duration, keys=keys)
         finally:
             # Only a cancellation from outside gets here unsettled: it says
@@ -215,13 +212,3 @@ class GuardedProvider:
             )
 
         return value
-
-    def _settle_failure(self, permit: Permit, code: ErrorCode) -> None:
-        if code in _HEALTHY_CODES:
-            self.breaker.record_success(permit)
-        else:
-            self.breaker.record_failure(permit)
-
-    def _attempt_record(self, exc: ProviderError, started: float, keys: int) -> Attempt:
-        duration = trio.current_time() - started
-        return Attempt(self.name, exc.code, exc.message, duration=duration, keys=keys)

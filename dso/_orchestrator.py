@@ -25,7 +25,7 @@ import trio
 
 from ._background import open_background_nursery
 from ._batch import BatchRun
-from ._breaker import BreakerState, BreakerTransition
+from ._breaker import BreakerState, BreakerTransition, CircuitBreaker
 from ._cache import CacheBackend, CacheBackendFactory, WallClock
 from ._clock import TrioWallClock
 from ._codec import Codec
@@ -317,6 +317,18 @@ class Orchestrator:
             dedup_joins=self._inflight.statistics().joins,
             breakers={name: p.breaker.state for name, p in self._providers.items()},
         )
+
+    def breaker(self, provider: str) -> CircuitBreaker:
+        """Return the circuit breaker of *provider*.
+
+        Use it to read its `~CircuitBreaker.statistics` or to take manual
+        control with `~CircuitBreaker.reset`, `~CircuitBreaker.force_open`
+        and `~CircuitBreaker.disable`.
+
+        Raises:
+            LookupError: No provider has that name.
+        """
+        return self._guarded(provider).breaker
 
     def _guarded(self, name: str) -> GuardedProvider:
         # Providers that have a factory but no configuration section are
