@@ -77,5 +77,6 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks; each prints its ratio to a same-run baseline."""
     install_project(session)
+    session.install("pybreaker>=1.4", "tornado>=6.4", "purgatory>=3.0")
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script))

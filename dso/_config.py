@@ -77,7 +77,8 @@ def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
 
 
 def _error_codes(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    known = {code.value for code in ErrorCode if code is not ErrorCode.CIRCUIT_OPEN}
+    ours = {ErrorCode.CIRCUIT_OPEN, ErrorCode.CANCELLED}
+    known = {code.value for code in ErrorCode if code not in ours}
     for index, name in enumerate(value):
         if name not in known:
             raise _FieldError(
@@ -200,12 +201,19 @@ class NamespaceSettings:
             namespace without a scan.
         ttl: Freshness and stale windows.
         min_providers: Successes a merge needs.
+        hedge_after: Start the next provider of a fallback chain when the
+            current one has not answered in this many seconds (off).
+        revalidate_within: Serve an entry that stopped being fresh less
+            than this many seconds ago at once, marked stale, and refresh
+            it in the background (off).
     """
 
     providers: list[str] = attrs.Factory(list)
     version: int = 1
     ttl: TtlSettings = TtlSettings()
     min_providers: int = attrs.field(default=1, validator=_positive)
+    hedge_after: float | None = attrs.field(default=None, validator=_not_negative)
+    revalidate_within: float | None = attrs.field(default=None, validator=_not_negative)
 
 
 @attrs.frozen
@@ -259,6 +267,9 @@ class Config:
         timeout: Default seconds a whole fetch may take (``None``: no
             limit beyond the per-attempt timeouts).
         user_agent: Sent by the shared HTTP client.
+        finish_abandoned_calls: When every caller waiting on a shared
+            provider call has left, let the call finish and fill the cache
+            instead of cancelling it.
     """
 
     providers: dict[str, ProviderSettings] = attrs.Factory(dict)
@@ -267,6 +278,7 @@ class Config:
     plugins: PluginSettings = PluginSettings()
     timeout: float | None = attrs.field(default=None, validator=_not_negative)
     user_agent: str = "dso (+https://pypi.org/project/dso/)"
+    finish_abandoned_calls: bool = False
 
     def provider_settings(self, name: str) -> ProviderSettings:
         """Return the section for provider *name*, or the defaults."""

@@ -44,6 +44,9 @@ class ErrorCode(enum.Enum):
     CIRCUIT_OPEN = "circuit_open"
     """The provider's circuit breaker is open; it was not called."""
 
+    CANCELLED = "cancelled"
+    """The attempt was cancelled because another provider answered first."""
+
 
 class DsoError(Exception):
     """The root of every error dso raises on purpose."""

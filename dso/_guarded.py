@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar, cast
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar, cast
 
 import httpx
 import trio
@@ -21,6 +23,38 @@ from ._results import Attempt
 V = TypeVar("V")
 
 logger = logging.getLogger("dso")
+
+
+class MovingDeadline(Protocol):
+    """A deadline that may move later while an attempt runs.
+
+    A shared call's deadline is the latest of its waiters', and a waiter
+    joining with a later one extends it, attempts already running included.
+    """
+
+    @property
+    def deadline(self) -> float:
+        """The deadline now (trio time)."""
+        ...
+
+    def follow(
+        self, scope: trio.CancelScope, limit: float
+    ) -> AbstractContextManager[None]:
+        """Keep *scope*'s deadline at the deadline, but never past *limit*."""
+        ...
+
+
+def _now_due(deadline: float | MovingDeadline) -> float:
+    return deadline if isinstance(deadline, float | int) else deadline.deadline
+
+
+def _following(
+    deadline: float | MovingDeadline, scope: trio.CancelScope, limit: float
+) -> AbstractContextManager[None]:
+    if isinstance(deadline, float | int):
+        return contextlib.nullcontext()
+
+    return deadline.follow(scope, limit)
 
 
 class GuardedProvider:
@@ -76,7 +110,7 @@ class GuardedProvider:
         key: str,
         *,
         namespace: str,
-        deadline: float,
+        deadline: float | MovingDeadline,
         accepts: Callable[[object], bool] = lambda value: True,
     ) -> tuple[object | None, Attempt]:
         """Try to fetch one key; return the value (or ``None``) and the attempt.
@@ -95,7 +129,11 @@ class GuardedProvider:
         return await self._attempt(call, namespace=namespace, deadline=deadline)
 
     async def fetch_batch(
-        self, keys: Sequence[str], *, namespace: str, deadline: float
+        self,
+        keys: Sequence[str],
+        *,
+        namespace: str,
+        deadline: float | MovingDeadline,
     ) -> tuple[Mapping[str, object] | None, Attempt]:
         """Try to fetch a chunk of keys in one call."""
         provider = cast(BatchProvider, self.provider)
@@ -119,14 +157,14 @@ class GuardedProvider:
         call: Callable[[ProviderContext], Awaitable[V]],
         *,
         namespace: str,
-        deadline: float,
+        deadline: float | MovingDeadline,
         keys: int = 1,
     ) -> tuple[V | None, Attempt]:
         # Waiting for a place in the bulkhead comes first and is bounded by
         # the call's deadline only: time spent queued behind our own calls
         # says nothing about the provider, so it neither takes a breaker
         # permit nor counts against the attempt's timeout.
-        with trio.move_on_at(deadline) as queued:
+        with trio.move_on_at(_now_due(deadline)) as queued:
             async with self.limiter:
                 queued.deadline = math.inf
                 return await self._attempt_with_place(call, namespace, deadline, keys)
@@ -138,7 +176,7 @@ class GuardedProvider:
         self,
         call: Callable[[ProviderContext], Awaitable[V]],
         namespace: str,
-        deadline: float,
+        deadline: float | MovingDeadline,
         keys: int,
     ) -> tuple[V | None, Attempt]:
         permit = self.breaker.try_acquire()
@@ -175,13 +213,13 @@ class GuardedProvider:
         self,
         call: Callable[[ProviderContext], Awaitable[V]],
         namespace: str,
-        deadline: float,
+        deadline: float | MovingDeadline,
     ) -> V:
-        timeout = self.settings.timeout
-        attempt_deadline = min(deadline, trio.current_time() + timeout)
-        ctx = ProviderContext(self._http, self.settings, namespace, attempt_deadline)
+        limit = trio.current_time() + self.settings.timeout
+        scope = trio.CancelScope(deadline=min(_now_due(deadline), limit))
+        ctx = ProviderContext(self._http, self.settings, namespace, scope.deadline)
 
-        with trio.move_on_at(attempt_deadline):
+        with _following(deadline, scope, limit), scope:
             return await self._translated(call, ctx)
 
         raise ProviderError(ErrorCode.TIMEOUT, "no answer in time", provider=self.name)

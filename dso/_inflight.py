@@ -3,12 +3,20 @@
 The shared call runs in a nursery the orchestrator owns, never in the task
 of the caller that happened to come first. So one waiter's cancellation
 cannot cancel the call for the others, and no waiter ever sees another
-task's ``Cancelled``. When every waiter has gone, the call is cancelled.
+task's ``Cancelled``. When every waiter has gone, the call is cancelled
+(or, if the table is told so, left to finish and fill the cache).
+
+Each waiter brings its own deadline. The call works to the latest of
+them, which it reads from its `SharedCall` handle; a waiter whose deadline
+comes first stops waiting then, with `trio.TooSlowError`, and leaves the
+call to the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 import attrs
@@ -18,6 +26,14 @@ from ._errors import OrchestratorClosed
 
 
 T = TypeVar("T")
+
+_GRACE = 0.25
+"""Seconds the waiter with the latest deadline allows the call past it.
+
+The call itself stops its work at that deadline and publishes what it has
+(the attempts made, a timeout); the grace lets that answer, rather than a
+bare timeout, reach the waiter whose deadline it shares.
+"""
 
 
 @attrs.frozen
@@ -35,13 +51,83 @@ class InflightStatistics:
     joins: int
 
 
-class _SharedCall(Generic[T]):
-    def __init__(self) -> None:
+class SharedCall(Generic[T]):
+    """What a shared call knows of itself while it runs.
+
+    Attributes:
+        deadline: The latest deadline among its waiters (trio time); it
+            only ever moves later, as waiters join.
+        superseded: Set when the key was invalidated while the call ran:
+            its answer may still go to its waiters, but must not be
+            cached over the newer state.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.superseded = False
         self.done = trio.Event()
         self.cancel_scope = trio.CancelScope()
-        self.waiters = 0
         self.value: T | None = None
         self.error: BaseException | None = None
+        self.waiters = 0
+        self._followers: dict[int, tuple[trio.CancelScope, float]] = {}
+        # The waiters whose deadline is the call's: only they need retiming
+        # when a later deadline joins, which keeps joining O(1).
+        self._latest: dict[int, tuple[float, trio.CancelScope]] = {}
+
+    def publish(self, value: T) -> None:
+        """Hand *value* to every waiter now; the call may go on (to cache it)."""
+        if not self.done.is_set():
+            self.value = value
+            self.done.set()
+
+    @contextlib.contextmanager
+    def follow(self, scope: trio.CancelScope, limit: float) -> Iterator[None]:
+        """Keep *scope*'s deadline at the call's, but never past *limit*.
+
+        An attempt running when a later deadline joins is given the extra
+        time too, up to its own timeout.
+        """
+        self._followers[id(scope)] = (scope, limit)
+        try:
+            yield
+        finally:
+            del self._followers[id(scope)]
+
+    def _fail(self, error: BaseException) -> None:
+        if not self.done.is_set():
+            self.error = error
+            self.done.set()
+
+    def _join(self, deadline: float) -> trio.CancelScope:
+        self.waiters += 1
+        if deadline > self.deadline:
+            # The call now works longer: the waiters who shared its old
+            # deadline stop at their own, without grace.
+            for own_deadline, scope in self._latest.values():
+                scope.deadline = own_deadline
+
+            self._latest.clear()
+            self.deadline = deadline
+            for follower, limit in self._followers.values():
+                follower.deadline = min(limit, deadline)
+
+        scope = trio.CancelScope(deadline=deadline)
+        if deadline == self.deadline:
+            # The call stops its own work at this deadline and publishes
+            # what it has; the grace lets that answer arrive.
+            scope.deadline = deadline + _GRACE
+            self._latest[id(scope)] = (deadline, scope)
+
+        return scope
+
+    def _leave(self, scope: trio.CancelScope) -> None:
+        self.waiters -= 1
+        self._latest.pop(id(scope), None)
+
+
+RunShared = Callable[[SharedCall[T]], Awaitable[T]]
+"""A shared call's body: it gets its handle, and returns or publishes."""
 
 
 class InflightCalls(Generic[T]):
@@ -50,61 +136,66 @@ class InflightCalls(Generic[T]):
     Args:
         nursery: Where shared calls run. Its owner closing it ends them;
             their waiters then get `OrchestratorClosed`.
+        finish_abandoned: When every waiter has left, let the call finish
+            (and fill the cache) instead of cancelling it.
     """
 
-    def __init__(self, nursery: trio.Nursery) -> None:
+    def __init__(self, nursery: trio.Nursery, *, finish_abandoned: bool = False):
         self._nursery = nursery
-        self._calls: dict[Hashable, _SharedCall[T]] = {}
+        self._finish_abandoned = finish_abandoned
+        self._calls: dict[Hashable, SharedCall[T]] = {}
         self._joins = 0
 
-    async def call(self, key: Hashable, run: Callable[[], Awaitable[T]]) -> T:
-        """Return what *run* returns, sharing one run among concurrent callers.
+    async def call(
+        self, key: Hashable, run: RunShared[T], *, deadline: float = math.inf
+    ) -> T:
+        """Return the answer of the call for *key*, starting one if none runs.
 
-        If a call for *key* is in flight, wait for it instead of starting
-        another. An exception raised by the call reaches every waiter.
+        Args:
+            key: What the call fetches; equal keys share one call.
+            run: The call's body, used only if this caller starts it.
+            deadline: When this caller stops waiting (trio time).
 
         Raises:
+            trio.TooSlowError: The deadline passed before an answer.
             OrchestratorClosed: The nursery closed before the call ended.
+            Exception: Whatever the call raised, to every waiter.
         """
         shared = self._calls.get(key)
         if shared is None:
-            shared = self._start(key, run)
+            shared = self._start(key, run, deadline)
         else:
             self._joins += 1
 
-        shared.waiters += 1
+        scope = shared._join(deadline)
         try:
-            await shared.done.wait()
+            with scope:
+                await shared.done.wait()
         finally:
-            shared.waiters -= 1
+            shared._leave(scope)
             if shared.waiters == 0 and not shared.done.is_set():
                 self._abandon(key, shared)
+
+        if not shared.done.is_set():
+            raise trio.TooSlowError
 
         if shared.error is not None:
             raise shared.error
 
         return shared.value  # type: ignore[return-value]
 
-    def _start(self, key: Hashable, run: Callable[[], Awaitable[T]]) -> _SharedCall[T]:
-        shared: _SharedCall[T] = _SharedCall()
-        try:
-            self._nursery.start_soon(self._run, key, shared, run)
-        except RuntimeError:
-            # The nursery no longer accepts tasks: its owner is closing.
-            raise OrchestratorClosed("the orchestrator closed") from None
+    def supersede(self, matches: Callable[[Hashable], bool]) -> int:
+        """Detach the calls whose keys *matches* accepts; return how many.
 
-        self._calls[key] = shared
-        return shared
+        A detached call goes on for its waiters, but new requests start a
+        fresh call, and its `SharedCall.superseded` is set so that it does
+        not cache its answer.
+        """
+        detached = [key for key in self._calls if matches(key)]
+        for key in detached:
+            self._calls.pop(key).superseded = True
 
-    def _abandon(self, key: Hashable, shared: _SharedCall[T]) -> None:
-        # Forget the call at once, not when its task notices the
-        # cancellation: a provider stuck in a thread may take a while, and
-        # a caller arriving meanwhile must start a fresh call rather than
-        # join one that is already cancelled.
-        if self._calls.get(key) is shared:
-            del self._calls[key]
-
-        shared.cancel_scope.cancel()
+        return len(detached)
 
     def statistics(self) -> InflightStatistics:
         """Return how many calls and waiters there are now."""
@@ -114,25 +205,45 @@ class InflightCalls(Generic[T]):
             joins=self._joins,
         )
 
+    def _start(
+        self, key: Hashable, run: RunShared[T], deadline: float
+    ) -> SharedCall[T]:
+        shared: SharedCall[T] = SharedCall(deadline)
+        try:
+            self._nursery.start_soon(self._run, key, shared, run)
+        except RuntimeError:
+            # The nursery no longer accepts tasks: its owner is closing.
+            raise OrchestratorClosed("the orchestrator closed") from None
+
+        self._calls[key] = shared
+        return shared
+
+    def _abandon(self, key: Hashable, shared: SharedCall[T]) -> None:
+        if self._finish_abandoned:
+            return
+
+        # Forget the call at once, not when its task notices the
+        # cancellation: a provider stuck in a thread may take a while, and
+        # a caller arriving meanwhile must start a fresh call rather than
+        # join one that is already cancelled.
+        if self._calls.get(key) is shared:
+            del self._calls[key]
+
+        shared.cancel_scope.cancel()
+
     async def _run(
-        self, key: Hashable, shared: _SharedCall[T], run: Callable[[], Awaitable[T]]
+        self, key: Hashable, shared: SharedCall[T], run: RunShared[T]
     ) -> None:
-        finished = False
         try:
             with shared.cancel_scope:
-                shared.value = await run()
-                finished = True
+                shared.publish(await run(shared))
         except Exception as exc:
-            shared.error = exc
-            finished = True
+            shared._fail(exc)
         finally:
             if self._calls.get(key) is shared:
                 del self._calls[key]
 
-            if not finished:
-                # Cancelled from outside (the orchestrator is closing) or a
-                # BaseException on its way out: either way, no waiter may
-                # be left hanging, and none may get this task's Cancelled.
-                shared.error = OrchestratorClosed("the orchestrator closed")
-
-            shared.done.set()
+            # Cancelled from outside (the orchestrator is closing) or a
+            # BaseException on its way out: either way, no waiter may be
+            # left hanging, and none may get this task's Cancelled.
+            shared._fail(OrchestratorClosed("the orchestrator closed"))

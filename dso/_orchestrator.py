@@ -9,8 +9,6 @@ import logging
 import math
 from collections.abc import (
     AsyncIterator,
-    Awaitable,
-    Callable,
     Hashable,
     Iterable,
     Iterator,
@@ -27,25 +25,23 @@ from ._background import open_background_nursery
 from ._batch import BatchRun
 from ._breaker import BreakerState, BreakerTransition, CircuitBreaker
 from ._cache import CacheBackend, CacheBackendFactory, WallClock
+from ._chain import run_all, run_hedged, run_in_order
 from ._clock import TrioWallClock
 from ._codec import Codec
 from ._config import Config
 from ._errors import ConfigError, OrchestratorClosed
 from ._guarded import GuardedProvider
-from ._inflight import InflightCalls
+from ._inflight import InflightCalls, RunShared, SharedCall
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
 from ._provider import Provider
-from ._results import CACHE_SOURCE, DEADLINE_PASSED, Attempt, BatchResult, FetchResult
+from ._results import CACHE_SOURCE, DEADLINE_PASSED, BatchResult, FetchResult
 from ._ttl import TtlTable
 from ._typed_cache import CachedValue, TypedCache
 
 
 logger = logging.getLogger("dso")
-
-_JOIN_GRACE = 0.5
-"""Seconds a waiter waits past its deadline for the shared call's result."""
 
 
 class _UseDefault(enum.Enum):
@@ -67,6 +63,7 @@ class OrchestratorStatistics:
         stale_served: Stale values served because providers failed.
         cache_errors: Cache backend operations that failed.
         provider_calls: Calls that reached a provider, by provider.
+        calls_in_flight: Shared provider calls running now.
         dedup_joins: Requests that joined a call already in flight.
         breakers: Each provider's breaker state.
     """
@@ -76,6 +73,7 @@ class OrchestratorStatistics:
     stale_served: int
     cache_errors: int
     provider_calls: dict[str, int]
+    calls_in_flight: int
     dedup_joins: int
     breakers: dict[str, BreakerState]
 
@@ -104,7 +102,10 @@ class Orchestrator:
         self._providers = providers
         self._cache = cache
         self._http = http
-        self._inflight: InflightCalls[FetchResult[Any]] = InflightCalls(nursery)
+        self._nursery = nursery
+        self._inflight: InflightCalls[FetchResult[Any]] = InflightCalls(
+            nursery, finish_abandoned=config.finish_abandoned_calls
+        )
         self._factories = plugins.provider_factories()
         self._stale_served = 0
         self._closed = False
@@ -119,6 +120,8 @@ class Orchestrator:
         tier: str | None = None,
         allow_stale: bool = False,
         timeout: float | _UseDefault | None = USE_DEFAULT,
+        hedge_after: float | _UseDefault | None = USE_DEFAULT,
+        revalidate_within: float | _UseDefault | None = USE_DEFAULT,
     ) -> FetchResult[Any]:
         """Return the value for *key* from the cache or the first provider that has it.
 
@@ -137,6 +140,13 @@ class Orchestrator:
                 expired value still held, marked stale.
             timeout: Seconds the whole call may take; ``None`` for no
                 limit; by default the configuration's ``timeout``.
+            hedge_after: Start the next provider when the current one has
+                not answered in this many seconds, keep the first good
+                answer and cancel the rest; ``None`` to wait for each; by
+                default the namespace's setting.
+            revalidate_within: Serve a value that stopped being fresh less
+                than this many seconds ago at once, marked stale, and
+                refresh it in the background; by default the namespace's.
 
         Returns:
             The result; ``data`` is ``None`` when nothing could be had, and
@@ -150,21 +160,29 @@ class Orchestrator:
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
+        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
+        names = tuple(guarded.name for guarded in chain)
 
-        with self._call():
-            cached = await self._cache.read(space, key, tier)
-            if cached is not None and cached.fresh:
-                return _from_cache(key, space, cached)
+        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
+            if hedge is None:
+                return await run_in_order(key, space, chain, call, self._cache)
 
-            names = tuple(guarded.name for guarded in chain)
+            return await run_hedged(key, space, chain, call, self._cache, hedge)
 
-            async def fetch() -> FetchResult[Any]:
-                return await self._fallback(key, space, chain, deadline)
-
-            result = await self._shared(
-                ("fallback", space.name, key, names), fetch, key, space, deadline
-            )
-            return self._with_stale(result, cached, allow_stale)
+        return await self._fetch(
+            key,
+            space,
+            (space.name, key, "fallback", names, hedge),
+            fetch,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=_seconds(
+                "revalidate_within",
+                revalidate_within,
+                space.settings.revalidate_within,
+            ),
+        )
 
     async def fetch_with_merge(
         self,
@@ -177,6 +195,7 @@ class Orchestrator:
         tier: str | None = None,
         allow_stale: bool = False,
         timeout: float | _UseDefault | None = USE_DEFAULT,
+        revalidate_within: float | _UseDefault | None = USE_DEFAULT,
     ) -> FetchResult[Any]:
         """Call every provider at once and merge what they return.
 
@@ -196,6 +215,8 @@ class Orchestrator:
             allow_stale: Fall back to a stale value when the merge fails.
             timeout: Seconds the whole call may take (see
                 `fetch_with_fallback`).
+            revalidate_within: Serve a just-expired value at once and
+                refresh it in the background (see `fetch_with_fallback`).
 
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
@@ -214,24 +235,25 @@ class Orchestrator:
             len(chain),
         )
 
-        with self._call():
-            cached = await self._cache.read(space, key, tier)
-            if cached is not None and cached.fresh:
-                return _from_cache(key, space, cached)
+        names = tuple(guarded.name for guarded in chain)
 
-            names = tuple(guarded.name for guarded in chain)
+        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
+            return await run_all(key, space, chain, strategy, needed, call, self._cache)
 
-            async def fetch() -> FetchResult[Any]:
-                return await self._merge(key, space, chain, strategy, needed, deadline)
-
-            result = await self._shared(
-                ("merge", space.name, key, names, strategy, needed),
-                fetch,
-                key,
-                space,
-                deadline,
-            )
-            return self._with_stale(result, cached, allow_stale)
+        return await self._fetch(
+            key,
+            space,
+            (space.name, key, "merge", names, strategy, needed),
+            fetch,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=_seconds(
+                "revalidate_within",
+                revalidate_within,
+                space.settings.revalidate_within,
+            ),
+        )
 
     async def batch_fetch(
         self,
@@ -278,7 +300,7 @@ class Orchestrator:
             primary=primary,
             fallbacks=fallbacks,
             cache=self._cache,
-            fallback=self._fallback,
+            fallback=self._rescue,
             deadline=deadline,
         )
         with self._call():
@@ -302,19 +324,28 @@ class Orchestrator:
         """
         _check_key(key)
         space = self._namespace(namespace)
+
+        # Calls already running for the key belong to the old state: new
+        # requests must not join them, and their answers must not be
+        # cached over whatever comes next.
+        self._inflight.supersede(
+            lambda call: isinstance(call, tuple) and call[:2] == (space.name, key)
+        )
         with self._call():
             await self._cache.backend.delete(self._cache.key_for(space, key))
 
     def statistics(self) -> OrchestratorStatistics:
         """Return counters since the orchestrator opened."""
         counters = self._cache.counters
+        inflight = self._inflight.statistics()
         return OrchestratorStatistics(
             cache_hits=counters.hits,
             cache_misses=counters.misses,
             stale_served=self._stale_served,
             cache_errors=counters.errors,
             provider_calls={name: p.calls for name, p in self._providers.items()},
-            dedup_joins=self._inflight.statistics().joins,
+            calls_in_flight=inflight.calls,
+            dedup_joins=inflight.joins,
             breakers={name: p.breaker.state for name, p in self._providers.items()},
         )
 
@@ -423,103 +454,74 @@ class Orchestrator:
 
         return trio.current_time() + timeout
 
+    async def _fetch(
+        self,
+        key: str,
+        space: BoundNamespace,
+        call_key: tuple[object, ...],
+        body: RunShared[FetchResult[Any]],
+        *,
+        tier: str | None,
+        allow_stale: bool,
+        deadline: float,
+        revalidate_within: float | None,
+    ) -> FetchResult[Any]:
+        # The path both fallback and merge take: cache, stale-while-
+        # revalidate, then the shared call, then stale fallback.
+        with self._call():
+            cached = await self._cache.read(space, key, tier)
+            if cached is not None and cached.fresh:
+                return _from_cache(key, space, cached)
+
+            if (
+                cached is not None
+                and revalidate_within is not None
+                and cached.expired_for < revalidate_within
+            ):
+                self._nursery.start_soon(self._revalidate, call_key, body, deadline)
+                self._stale_served += 1
+                return _from_cache(key, space, cached, stale=True)
+
+            result = await self._shared(call_key, body, key, space, deadline)
+            return self._with_stale(result, cached, allow_stale)
+
     async def _shared(
         self,
         call_key: Hashable,
-        fetch: Callable[[], Awaitable[FetchResult[Any]]],
+        body: RunShared[FetchResult[Any]],
         key: str,
         space: BoundNamespace,
         deadline: float,
     ) -> FetchResult[Any]:
-        # The shared call ends by its creator's deadline with every attempt
-        # listed; the grace lets that result, not a bare timeout, reach a
-        # waiter with the same deadline.
-        # TODO: a waiter that joins a call inherits the first caller's
-        # deadline for the providers; its own deadline only bounds its
-        # wait. Issue 4 gives each shared call the latest deadline.
-        with trio.move_on_at(deadline + _JOIN_GRACE):
-            result = await self._inflight.call(call_key, fetch)
-            # Waiters share one result; each gets its own copy of the data,
-            # so that one caller's mutation never reaches another.
-            return attrs.evolve(result, data=copy.deepcopy(result.data))
+        try:
+            result = await self._inflight.call(call_key, body, deadline=deadline)
+        except trio.TooSlowError:
+            return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
 
-        return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
+        # Waiters share one result; each gets its own copy of the data, so
+        # that one caller's mutation never reaches another.
+        return attrs.evolve(result, data=copy.deepcopy(result.data))
 
-    async def _fallback(
+    async def _revalidate(
+        self,
+        call_key: Hashable,
+        body: RunShared[FetchResult[Any]],
+        deadline: float,
+    ) -> None:
+        # Runs in the orchestrator's nursery, sharing the call with any
+        # other refresh or fetch of the key; the cache is all it feeds.
+        with contextlib.suppress(trio.TooSlowError, OrchestratorClosed):
+            await self._inflight.call(call_key, body, deadline=deadline)
+
+    async def _rescue(
         self,
         key: str,
         space: BoundNamespace,
         chain: Sequence[GuardedProvider],
         deadline: float,
     ) -> FetchResult[Any]:
-        attempts = []
-        for guarded in chain:
-            if trio.current_time() >= deadline:
-                break
-
-            value, attempt = await guarded.fetch(
-                key, namespace=space.name, deadline=deadline, accepts=space.accepts
-            )
-            attempts.append(attempt)
-            if value is not None:
-                await self._cache.write(space, key, value, partial=False)
-                return FetchResult(
-                    key,
-                    space.name,
-                    value,
-                    source=guarded.name,
-                    age=0.0,
-                    sources=(guarded.name,),
-                    attempts=tuple(attempts),
-                )
-
-        return FetchResult(key, space.name, attempts=tuple(attempts))
-
-    async def _merge(
-        self,
-        key: str,
-        space: BoundNamespace,
-        chain: Sequence[GuardedProvider],
-        merge: Merge[Any],
-        needed: int,
-        deadline: float,
-    ) -> FetchResult[Any]:
-        outcomes: list[tuple[object | None, Attempt]] = [
-            (None, Attempt(guarded.name)) for guarded in chain
-        ]
-
-        async def attempt(index: int, guarded: GuardedProvider) -> None:
-            outcomes[index] = await guarded.fetch(
-                key, namespace=space.name, deadline=deadline, accepts=space.accepts
-            )
-
-        async with trio.open_nursery() as nursery:
-            for index, guarded in enumerate(chain):
-                nursery.start_soon(attempt, index, guarded)
-
-        attempts = tuple(attempt for _, attempt in outcomes)
-        successes = [
-            (guarded.name, value)
-            for guarded, (value, _) in zip(chain, outcomes, strict=True)
-            if value is not None
-        ]
-        if len(successes) < needed:
-            return FetchResult(key, space.name, attempts=attempts)
-
-        value = merge(successes)
-        partial = len(successes) < len(chain)
-        await self._cache.write(space, key, value, partial=partial)
-        sources = tuple(name for name, _ in successes)
-        return FetchResult(
-            key,
-            space.name,
-            value,
-            source="+".join(sources),
-            age=0.0,
-            partial=partial,
-            sources=sources,
-            attempts=attempts,
-        )
+        # A batch's per-key fallback: a call of its own, not shared.
+        return await run_in_order(key, space, chain, SharedCall(deadline), self._cache)
 
     def _with_stale(
         self, result: FetchResult[Any], cached: CachedValue | None, allow_stale: bool
@@ -609,11 +611,35 @@ async def open_orchestrator(
 
 
 def _from_cache(
-    key: str, space: BoundNamespace, cached: CachedValue
+    key: str, space: BoundNamespace, cached: CachedValue, *, stale: bool = False
 ) -> FetchResult[Any]:
     return FetchResult(
-        key, space.name, cached.value, source=CACHE_SOURCE, cached=True, age=cached.age
+        key,
+        space.name,
+        cached.value,
+        source=CACHE_SOURCE,
+        cached=True,
+        stale=stale,
+        age=cached.age,
     )
+
+
+def _seconds(
+    name: str, value: float | _UseDefault | None, default: float | None
+) -> float | None:
+    if value is USE_DEFAULT:
+        return default
+
+    if value is None:
+        return None
+
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+
+    if not value >= 0:
+        raise ValueError(f"{name} must be 0 or more seconds, got {value}")
+
+    return float(value)
 
 
 def _check_key(key: object) -> None:

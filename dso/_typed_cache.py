@@ -35,11 +35,13 @@ class CachedValue:
         value: The value, of the namespace's type.
         age: Seconds since it was stored.
         fresh: Whether it is fresh for the tier that asked.
+        expired_for: Seconds since it stopped being fresh (0 if fresh).
     """
 
     value: Any
     age: float
     fresh: bool
+    expired_for: float = 0.0
 
 
 @attrs.define
@@ -190,7 +192,9 @@ class TypedCache:
 
         age = entry.age(now)
         fresh_for = self._ttl.fresh_for(namespace.name, tier, partial=entry.partial)
-        return CachedValue(value, age, fresh=age < fresh_for)
+        return CachedValue(
+            value, age, fresh=age < fresh_for, expired_for=max(0.0, age - fresh_for)
+        )
 
     def _encode(
         self, namespace: BoundNamespace, key: str, value: object

@@ -14,7 +14,7 @@ async def test_concurrent_callers_share_one_run(
     """Callers arriving while a call runs join it and get its value."""
     runs = 0
 
-    async def run() -> str:
+    async def run(call: object) -> str:
         nonlocal runs
         runs += 1
         await trio.sleep(1)
@@ -43,7 +43,7 @@ async def test_first_callers_cancellation_does_not_reach_the_others(
 ) -> None:
     """The first waiter leaving early leaves the call running for the rest."""
 
-    async def run() -> str:
+    async def run(call: object) -> str:
         await trio.sleep(10)
         return "value"
 
@@ -73,7 +73,7 @@ async def test_call_is_cancelled_when_every_waiter_leaves(
     """With no one left waiting, the shared call is cancelled and removed."""
     cancelled = trio.Event()
 
-    async def run() -> str:
+    async def run(call: object) -> str:
         try:
             await trio.sleep(100)
         except trio.Cancelled:
@@ -95,7 +95,7 @@ async def test_call_is_cancelled_when_every_waiter_leaves(
 async def test_an_error_reaches_every_waiter() -> None:
     """An exception raised by the shared call is raised to every waiter."""
 
-    async def run() -> str:
+    async def run(call: object) -> str:
         await trio.lowlevel.checkpoint()
         raise ValueError("boom")
 
@@ -119,7 +119,7 @@ async def test_an_error_reaches_every_waiter() -> None:
 async def test_closing_the_owner_releases_waiters_with_closed_error() -> None:
     """Waiters of a call whose nursery closes get OrchestratorClosed, not Cancelled."""
 
-    async def run() -> str:
+    async def run(call: object) -> str:
         await trio.sleep_forever()
         return "never"
 
@@ -144,7 +144,7 @@ async def test_a_later_request_starts_a_fresh_call() -> None:
     """Once a call has ended, the next request for the key runs again."""
     runs = 0
 
-    async def run() -> int:
+    async def run(call: object) -> int:
         nonlocal runs
         runs += 1
         return runs
@@ -163,7 +163,7 @@ async def test_a_caller_after_everyone_left_starts_afresh(
     """A call abandoned by all its waiters is never joined; the next one runs anew."""
     runs = 0
 
-    async def run() -> int:
+    async def run(call: object) -> int:
         nonlocal runs
         runs += 1
         # Like a blocking SDK in a thread: cancellation waits for it.

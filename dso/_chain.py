@@ -1,0 +1,207 @@
+"""Running a provider chain: in order, hedged, or all at once for a merge.
+
+These are the bodies of shared calls. Each publishes its result on the
+call's handle as soon as it has one, so waiters get it at once, and only
+then writes the cache, unless the key was invalidated meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from ._errors import ErrorCode
+from ._guarded import GuardedProvider
+from ._inflight import SharedCall
+from ._merge import Merge
+from ._namespace import BoundNamespace
+from ._results import DEADLINE_PASSED, Attempt, FetchResult
+from ._typed_cache import TypedCache
+
+
+async def run_in_order(
+    key: str,
+    space: BoundNamespace,
+    chain: Sequence[GuardedProvider],
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+) -> FetchResult[Any]:
+    """Try the providers one after the other; the first success wins.
+
+    No attempt starts once the call's deadline has passed.
+    """
+    attempts: list[Attempt] = []
+    for guarded in chain:
+        if trio.current_time() >= call.deadline:
+            attempts.append(DEADLINE_PASSED)
+            break
+
+        value, attempt = await guarded.fetch(
+            key, namespace=space.name, deadline=call, accepts=space.accepts
+        )
+        attempts.append(attempt)
+        if value is not None:
+            return await _succeed(
+                key, space, guarded.name, value, attempts, call, cache
+            )
+
+    return FetchResult(key, space.name, attempts=tuple(attempts))
+
+
+async def run_hedged(
+    key: str,
+    space: BoundNamespace,
+    chain: Sequence[GuardedProvider],
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+    hedge_after: float,
+) -> FetchResult[Any]:
+    """Try the providers in order, starting the next one early if one is slow.
+
+    If the current provider has not answered within *hedge_after* seconds,
+    the next one starts alongside it (a failure starts it at once). The
+    first success wins and the attempts still running are cancelled; they
+    are recorded as CANCELLED, and their breakers count nothing.
+    """
+    attempts: list[Attempt | None] = []
+    winner: list[tuple[str, object]] = []
+
+    async with trio.open_nursery() as nursery:
+
+        async def attempt(
+            index: int, guarded: GuardedProvider, done: trio.Event
+        ) -> None:
+            try:
+                value, record = await guarded.fetch(
+                    key,
+                    namespace=space.name,
+                    deadline=call,
+                    accepts=space.accepts,
+                )
+            except trio.Cancelled:
+                attempts[index] = Attempt(
+                    guarded.name, ErrorCode.CANCELLED, "another provider answered first"
+                )
+                raise
+
+            attempts[index] = record
+            if value is not None and not winner:
+                winner.append((guarded.name, value))
+                nursery.cancel_scope.cancel()
+
+            done.set()
+
+        for index, guarded in enumerate(chain):
+            if trio.current_time() >= call.deadline:
+                break
+
+            done = trio.Event()
+            attempts.append(None)
+            nursery.start_soon(attempt, index, guarded, done)
+            with trio.move_on_after(hedge_after):
+                await done.wait()
+
+    made = tuple(record for record in attempts if record is not None)
+    if not winner:
+        return FetchResult(key, space.name, attempts=made)
+
+    name, value = winner[0]
+    return await _succeed(key, space, name, value, list(made), call, cache)
+
+
+async def run_all(
+    key: str,
+    space: BoundNamespace,
+    chain: Sequence[GuardedProvider],
+    merge: Merge[Any],
+    needed: int,
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+) -> FetchResult[Any]:
+    """Call every provider at once and merge the successes.
+
+    Attempts never raise, so one provider's failure cancels no other.
+    Fewer than *needed* successes give no data. A merge from fewer than all
+    providers is partial and is cached as such.
+    """
+    outcomes: list[tuple[object | None, Attempt]] = [
+        (None, Attempt(guarded.name)) for guarded in chain
+    ]
+
+    async def attempt(index: int, guarded: GuardedProvider) -> None:
+        outcomes[index] = await guarded.fetch(
+            key, namespace=space.name, deadline=call, accepts=space.accepts
+        )
+
+    async with trio.open_nursery() as nursery:
+        for index, guarded in enumerate(chain):
+            nursery.start_soon(attempt, index, guarded)
+
+    attempts = tuple(record for _, record in outcomes)
+    successes = [
+        (guarded.name, value)
+        for guarded, (value, _) in zip(chain, outcomes, strict=True)
+        if value is not None
+    ]
+    if len(successes) < needed:
+        return FetchResult(key, space.name, attempts=attempts)
+
+    value = merge(successes)
+    partial = len(successes) < len(chain)
+    sources = tuple(name for name, _ in successes)
+    result = FetchResult(
+        key,
+        space.name,
+        value,
+        source="+".join(sources),
+        age=0.0,
+        partial=partial,
+        sources=sources,
+        attempts=attempts,
+    )
+    call.publish(result)
+    await _store(key, space, value, partial, call, cache)
+    return result
+
+
+async def _succeed(
+    key: str,
+    space: BoundNamespace,
+    provider: str,
+    value: object,
+    attempts: list[Attempt],
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+) -> FetchResult[Any]:
+    result = FetchResult(
+        key,
+        space.name,
+        value,
+        source=provider,
+        age=0.0,
+        sources=(provider,),
+        attempts=tuple(attempts),
+    )
+    call.publish(result)
+    await _store(key, space, value, False, call, cache)
+    return result
+
+
+async def _store(
+    key: str,
+    space: BoundNamespace,
+    value: object,
+    partial: bool,
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+) -> None:
+    if call.superseded:
+        return
+
+    # Shielded, so that closing the orchestrator right after a fetch (as a
+    # command-line run does) still keeps its answer; the cache's own
+    # timeout bounds the wait.
+    with trio.CancelScope(shield=True):
+        await cache.write(space, key, value, partial=partial)
