@@ -21,7 +21,7 @@ async def open_background_nursery() -> AsyncIterator[trio.Nursery]:
     async with trio.open_nursery() as nursery:
         try:
             yield nursery
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: ASYNC103 - raised again below
             body_error = exc
         finally:
             nursery.cancel_scope.cancel()

@@ -147,6 +147,7 @@ async def test_a_later_request_starts_a_fresh_call() -> None:
     async def run(call: object) -> int:
         nonlocal runs
         runs += 1
+        await trio.lowlevel.checkpoint()
         return runs
 
     async with trio.open_nursery() as owner:

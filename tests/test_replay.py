@@ -380,7 +380,9 @@ async def test_leaving_the_block_ends_hung_requests(fixtures_dir: Path) -> None:
             open_replay_server(ROUTES, fixtures_dir) as server,
         ):
             server.inject("*", Fault.hang())
-            nursery.start_soon(hang_on, client, f"{server.url}/tiingo/iex/AAPL")
+            # The client outlives the server on purpose.
+            url = f"{server.url}/tiingo/iex/AAPL"
+            nursery.start_soon(hang_on, client, url)  # noqa: ASYNC111
             await trio.testing.wait_all_tasks_blocked()
 
     assert [httpx.RemoteProtocolError] == failures

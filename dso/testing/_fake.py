@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict, deque
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -112,7 +111,7 @@ class FakeProvider:
 
     async def _play(self, step: object) -> object:
         if isinstance(step, Hang):
-            await trio.sleep(math.inf)
+            await trio.sleep_forever()
 
         if isinstance(step, Delay):
             await trio.sleep(step.seconds)

@@ -306,7 +306,7 @@ async def open_replay_server(
     """
     server, listeners = await _open_server(routes, fixtures_dir, host, port)
     async with open_background_nursery() as nursery:
-        nursery.start_soon(trio.serve_listeners, server._serve_connection, listeners)
+        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
         yield server
 
 

@@ -36,7 +36,8 @@ async def recording_http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A plain HTTP client that keeps every request it sends in `sent_requests`."""
 
-    async def record(request: httpx.Request) -> None:
+    # httpx's async client wants a coroutine function as its hook.
+    async def record(request: httpx.Request) -> None:  # noqa: ASYNC124
         sent_requests.append(request)
 
     async with httpx.AsyncClient(event_hooks={"request": [record]}) as client:
