@@ -11,6 +11,7 @@ import trio
 
 from ._errors import ErrorCode
 from ._guarded import GuardedProvider
+from ._inflight import InflightCalls, SharedCall
 from ._namespace import BoundNamespace
 from ._results import (
     CACHE_SOURCE,
@@ -28,6 +29,12 @@ Fallback = Callable[
     Awaitable[FetchResult[Any]],
 ]
 
+Join = Callable[[str], Awaitable[FetchResult[Any]]]
+"""Waits for the shared call already fetching a key from the primary."""
+
+CallKey = Callable[[str], tuple[object, ...]]
+"""The in-flight key of a one-key call to the primary for a key."""
+
 
 class BatchRun:
     """The state of one batch while it runs.
@@ -39,6 +46,10 @@ class BatchRun:
         cache: Read once for all keys, written once for all successes.
         fallback: The orchestrator's per-key fallback chain.
         deadline: When the whole batch must be done (trio time).
+        inflight: The orchestrator's table of shared calls: the batch
+            claims its keys there, and joins calls already running.
+        call_key: The table's key for a one-key call to the primary.
+        join: Waits for such a call.
     """
 
     def __init__(
@@ -50,6 +61,9 @@ class BatchRun:
         cache: TypedCache,
         fallback: Fallback,
         deadline: float,
+        inflight: InflightCalls[FetchResult[Any]],
+        call_key: CallKey,
+        join: Join,
     ) -> None:
         self._space = space
         self._primary = primary
@@ -57,6 +71,10 @@ class BatchRun:
         self._cache = cache
         self._fallback = fallback
         self._deadline = deadline
+        self._inflight = inflight
+        self._call_key = call_key
+        self._join = join
+        self._joined: dict[str, FetchResult[Any]] = {}
 
         self._keys: list[str] = []
         self._cached: dict[str, CachedValue] = {}
@@ -72,15 +90,21 @@ class BatchRun:
 
     async def fetch(self) -> None:
         """Fetch the misses; cancelling keeps what has arrived."""
-        # TODO: chunks are not de-duplicated against calls already in
-        # flight for the same keys (another batch, a fallback); issue 4
-        # brings batches into the in-flight table.
         misses = [key for key in self._keys if not self._is_fresh_in_cache(key)]
         if not misses:
             return
 
-        await self._fetch_from_primary(misses)
-        failed = [key for key in misses if key not in self._fetched]
+        claimed = self._claim(misses)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._fetch_from_primary, list(claimed))
+                for key in misses:
+                    if key not in claimed:
+                        nursery.start_soon(self._wait_for_shared_call, key)
+        finally:
+            self._answer_claims(claimed)
+
+        failed = [key for key in misses if not self._delivered(key)]
         if failed and self._fallbacks:
             await self._fetch_from_fallbacks(failed)
 
@@ -98,11 +122,54 @@ class BatchRun:
         """
         if timed_out:
             for key in self._keys:
-                if not self._is_fresh_in_cache(key) and key not in self._fetched:
+                if not self._is_fresh_in_cache(key) and not self._delivered(key):
                     self._attempts[key].append(DEADLINE_PASSED)
 
         results = {key: self._result_for(key, allow_stale) for key in self._keys}
         return BatchResult(results, self._summary(results))
+
+    def _claim(self, misses: list[str]) -> dict[str, SharedCall[FetchResult[Any]]]:
+        # Keys someone is already fetching from the primary are waited
+        # for; the others are claimed, so that requests arriving while the
+        # chunk runs wait for it instead of calling the provider again.
+        claimed = {}
+        for key in misses:
+            shared = self._inflight.claim(self._call_key(key), self._deadline)
+            if shared is not None:
+                claimed[key] = shared
+
+        return claimed
+
+    def _answer_claims(self, claimed: dict[str, SharedCall[FetchResult[Any]]]) -> None:
+        for key, shared in claimed.items():
+            attempts = tuple(self._attempts.get(key, ()))
+            if key in self._fetched:
+                source = self._primary.name
+                shared.publish(
+                    FetchResult(
+                        key,
+                        self._space.name,
+                        self._fetched[key],
+                        source=source,
+                        age=0.0,
+                        sources=(source,),
+                        attempts=attempts,
+                    )
+                )
+            elif attempts:
+                shared.publish(FetchResult(key, self._space.name, attempts=attempts))
+
+            # Waiters left without an answer (the batch was cut short)
+            # start a call of their own.
+            self._inflight.release(self._call_key(key), shared)
+
+    async def _wait_for_shared_call(self, key: str) -> None:
+        result = await self._join(key)
+        self._joined[key] = result
+
+    def _delivered(self, key: str) -> bool:
+        joined = self._joined.get(key)
+        return key in self._fetched or (joined is not None and joined.ok)
 
     def _is_fresh_in_cache(self, key: str) -> bool:
         cached = self._cached.get(key)
@@ -191,6 +258,12 @@ class BatchRun:
             )
 
         attempts = tuple(self._attempts.get(key, ()))
+        joined = self._joined.get(key)
+        if joined is not None:
+            attempts += joined.attempts
+            if joined.ok:
+                return attrs.evolve(joined, attempts=attempts)
+
         if key in self._fetched:
             source = self._primary.name
             return FetchResult(

@@ -126,6 +126,10 @@ class SharedCall(Generic[T]):
         self._latest.pop(id(scope), None)
 
 
+class _Abandoned(Exception):
+    """The claimed call ended without an answer; its waiters start afresh."""
+
+
 RunShared = Callable[[SharedCall[T]], Awaitable[T]]
 """A shared call's body: it gets its handle, and returns or publishes."""
 
@@ -161,6 +165,14 @@ class InflightCalls(Generic[T]):
             OrchestratorClosed: The nursery closed before the call ended.
             Exception: Whatever the call raised, to every waiter.
         """
+        while True:
+            try:
+                return await self._wait(key, run, deadline)
+            except _Abandoned:
+                # A batch claimed the key and gave up on it: start anew.
+                continue
+
+    async def _wait(self, key: Hashable, run: RunShared[T], deadline: float) -> T:
         shared = self._calls.get(key)
         if shared is None:
             shared = self._start(key, run, deadline)
@@ -183,6 +195,32 @@ class InflightCalls(Generic[T]):
             raise shared.error
 
         return shared.value  # type: ignore[return-value]
+
+    def claim(self, key: Hashable, deadline: float) -> SharedCall[T] | None:
+        """Register a call for *key* that the caller runs itself.
+
+        A batch claims the keys of its chunks, so that requests for them
+        wait for the chunk instead of calling the provider again. The
+        claimant must `release` the call when done, after publishing its
+        answer if it has one.
+
+        Returns:
+            The claimed call, or ``None`` if one for *key* already runs
+            (join it with `call` instead).
+        """
+        if key in self._calls:
+            return None
+
+        shared: SharedCall[T] = SharedCall(deadline)
+        self._calls[key] = shared
+        return shared
+
+    def release(self, key: Hashable, shared: SharedCall[T]) -> None:
+        """End a claimed call; waiters it did not answer start afresh."""
+        if self._calls.get(key) is shared:
+            del self._calls[key]
+
+        shared._fail(_Abandoned())
 
     def supersede(self, matches: Callable[[Hashable], bool]) -> int:
         """Detach the calls whose keys *matches* accepts; return how many.

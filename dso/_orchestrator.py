@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import enum
+import functools
 import logging
 import math
 from collections.abc import (
@@ -172,7 +173,7 @@ class Orchestrator:
         return await self._fetch(
             key,
             space,
-            (space.name, key, "fallback", names, hedge),
+            _call_key(space, key, names, hedge),
             fetch,
             tier=tier,
             allow_stale=allow_stale,
@@ -302,6 +303,17 @@ class Orchestrator:
             cache=self._cache,
             fallback=self._rescue,
             deadline=deadline,
+            inflight=self._inflight,
+            call_key=lambda key: _call_key(space, key, (primary.name,), None),
+            join=lambda key: self._shared(
+                _call_key(space, key, (primary.name,), None),
+                functools.partial(
+                    run_in_order, key, space, [primary], cache=self._cache
+                ),
+                key,
+                space,
+                deadline,
+            ),
         )
         with self._call():
             await run.read(distinct, tier)
@@ -640,6 +652,13 @@ def _seconds(
         raise ValueError(f"{name} must be 0 or more seconds, got {value}")
 
     return float(value)
+
+
+def _call_key(
+    space: BoundNamespace, key: str, names: tuple[str, ...], hedge: float | None
+) -> tuple[object, ...]:
+    # What makes two fallback fetches the same call; batches use it too.
+    return (space.name, key, "fallback", names, hedge)
 
 
 def _check_key(key: object) -> None:

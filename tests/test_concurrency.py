@@ -380,3 +380,72 @@ async def test_shutdown_ends_background_work_and_waiters(
     assert [dso.OrchestratorClosed] * 3 == outcomes
     with pytest.raises(dso.OrchestratorClosed):
         await fetch(orch, "A", "p")
+
+
+async def test_overlapping_batches_fetch_each_key_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Two concurrent batches sharing keys call the provider once per key."""
+    provider = FakeProvider("p", {key: key.lower() for key in "ABCD"}, delay=2)
+
+    async with orchestrator(provider) as orch:
+        results = {}
+
+        async def batch(name: str, keys: list[str]) -> None:
+            results[name] = await orch.batch_fetch(keys, "p", namespace="quotes")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(batch, "first", ["A", "B", "C"])
+            await trio.sleep(1)
+            nursery.start_soon(batch, "second", ["B", "C", "D"])
+
+    asked = sorted(key for call in provider.calls for key in call.keys)
+    assert ["A", "B", "C", "D"] == asked
+    assert {"B": "b", "C": "c", "D": "d"} == {
+        key: result.data for key, result in results["second"].items()
+    }
+    assert 1 == results["second"].summary.provider_calls
+
+
+async def test_a_single_fetch_waits_for_the_batch_fetching_its_key(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A fallback fetch for a key a batch is fetching shares the batch's call."""
+    provider = FakeProvider("p", {"A": 1, "B": 2}, delay=2)
+
+    async with orchestrator(provider) as orch:
+        single = []
+
+        async def one() -> None:
+            await trio.sleep(1)
+            single.append(await fetch(orch, "A", "p"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)
+            batch = await orch.batch_fetch(["A", "B"], "p", namespace="quotes")
+
+    assert (1, "p") == (single[0].data, single[0].source)
+    assert 2 == len(provider.calls)
+    assert 2 == batch.summary.successful
+
+
+async def test_a_fetch_waiting_on_a_cut_short_batch_starts_its_own_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """When a batch gives up on a key, requests waiting for it fetch it themselves."""
+    provider = FakeProvider("p")
+    provider.script("A", Delay(10, 1), Delay(1, 2))
+
+    async with orchestrator(provider) as orch:
+        single = []
+
+        async def one() -> None:
+            await trio.sleep(1)
+            single.append(await fetch(orch, "A", "p", timeout=30))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)
+            batch = await orch.batch_fetch(["A"], "p", namespace="quotes", timeout=3)
+
+    assert batch["A"].data is None
+    assert 2 == single[0].data
