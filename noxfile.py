@@ -90,6 +90,8 @@ def demo(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Run the benchmarks; each prints its ratio to a same-run baseline."""
     install_project(session)
-    session.install("pybreaker>=1.4", "tornado>=6.4", "purgatory>=3.0")
+    session.install(
+        "pybreaker>=1.4", "tornado>=6.4", "purgatory>=3.0", "aiodataloader>=0.4.3"
+    )
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script))

@@ -314,7 +314,6 @@ def print_header() -> None:
     print(f"best of {REPEATS} rounds of {CALLS:,} calls of `await work()`")
     print("dso runs on trio; pybreaker and purgatory support only asyncio, so")
     print("they run on asyncio and each ratio is to the bare await on its loop")
-    print()
 
 
 def print_table(best: dict[Case, float], ratio: dict[Case, float]) -> None:
@@ -349,7 +348,9 @@ def print_verdict(ratio: dict[Case, float]) -> None:
 
 def main() -> None:
     print_header()
-    best = best_times([*trio_cases(), *asyncio_cases()])
+    cases = [*trio_cases(), *asyncio_cases()]
+    print()
+    best = best_times(cases)
     ratio = ratios(best)
     print_table(best, ratio)
     print_verdict(ratio)

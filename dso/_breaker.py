@@ -111,6 +111,11 @@ class Permit:
     state: BreakerState
 
 
+# Enum members are slow to look up on Python 3.11 (EnumType has a
+# __getattr__); the hot paths compare with these module-level names.
+_CLOSED, _OPEN, _HALF_OPEN, _FORCED_OPEN, _DISABLED = BreakerState
+
+
 class CircuitBreaker:
     """Stops calling a provider that keeps failing, and tries again later.
 
@@ -137,9 +142,9 @@ class CircuitBreaker:
         self._ignored = self.settings.ignored_codes
         self._window = _window_for(self.settings)
 
-        self._state = BreakerState.CLOSED
+        self._state = _CLOSED
         self._generation = 0
-        self._permit = Permit(0, BreakerState.CLOSED)
+        self._permit = Permit(0, _CLOSED)
         self._consecutive_failures = 0
         self._opened_at = -math.inf
         self._trials_in_flight = 0
@@ -149,7 +154,7 @@ class CircuitBreaker:
     @property
     def state(self) -> BreakerState:
         """The current state (an open breaker turns half-open on time)."""
-        if self._state is BreakerState.OPEN:
+        if self._state is _OPEN:
             self._advance()
 
         return self._state
@@ -157,16 +162,16 @@ class CircuitBreaker:
     def try_acquire(self) -> Permit | None:
         """Return a permit for one call, or ``None`` to short-circuit it."""
         state = self._state
-        if state is BreakerState.CLOSED or state is BreakerState.DISABLED:
+        if state is _CLOSED or state is _DISABLED:
             return self._permit
 
-        if state is BreakerState.OPEN:
+        if state is _OPEN:
             self._advance()
-            if self._state is BreakerState.OPEN:
+            if self._state is _OPEN:
                 self._short_circuited += 1
                 return None
 
-        half_open = self._state is BreakerState.HALF_OPEN
+        half_open = self._state is _HALF_OPEN
         if half_open and self._trials_in_flight < self.settings.half_open_max_calls:
             self._trials_in_flight += 1
             return self._permit
@@ -181,12 +186,17 @@ class CircuitBreaker:
             permit: What `try_acquire` returned for the call.
             duration: How long the call took, for the slow-call rules.
         """
+        if permit is self._permit and self._state is _CLOSED and self._window is None:
+            # Closed and counting failures in a row: a success only resets it.
+            self._consecutive_failures = 0
+            return
+
         if not self._settle(permit):
             return
 
         slow = self._is_slow(duration)
         self._consecutive_failures = 0
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             self._judge_trial(failed=slow)
         else:
             self._record(failed=False, slow=slow)
@@ -197,7 +207,7 @@ class CircuitBreaker:
             return
 
         self._consecutive_failures += 1
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             self._judge_trial(failed=True)
         else:
             self._record(failed=True, slow=self._is_slow(duration))
@@ -217,22 +227,22 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         """Close the breaker and forget every outcome, whatever its state."""
-        self._move_to(BreakerState.CLOSED, "reset by hand")
+        self._move_to(_CLOSED, "reset by hand")
 
     def force_open(self) -> None:
         """Refuse every call until `reset`."""
-        self._move_to(BreakerState.FORCED_OPEN, "forced open by hand")
+        self._move_to(_FORCED_OPEN, "forced open by hand")
 
     def disable(self) -> None:
         """Admit every call and count nothing until `reset`."""
-        self._move_to(BreakerState.DISABLED, "disabled by hand")
+        self._move_to(_DISABLED, "disabled by hand")
 
     def statistics(self) -> BreakerStatistics:
         """Return a snapshot of the breaker's state and counters."""
         state = self.state
         totals = self._totals()
         next_trial_at = None
-        if state is BreakerState.OPEN:
+        if state is _OPEN:
             next_trial_at = self._opened_at + self.settings.reset_after
 
         return BreakerStatistics(
@@ -254,10 +264,10 @@ class CircuitBreaker:
         if permit.generation != self._generation:
             return False
 
-        if self._state is BreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             self._trials_in_flight -= 1
 
-        return self._state is not BreakerState.DISABLED
+        return self._state is not _DISABLED
 
     def _is_slow(self, duration: float) -> bool:
         slow_after = self.settings.slow_after
@@ -303,21 +313,21 @@ class CircuitBreaker:
 
         self._trial_successes += 1
         if self._trial_successes >= self.settings.half_open_max_calls:
-            self._move_to(BreakerState.CLOSED, "trial calls succeeded")
+            self._move_to(_CLOSED, "trial calls succeeded")
 
     def _totals(self) -> WindowTotals:
         if self._window is None:
-            return WindowTotals()
+            return _NO_TOTALS
 
         return self._window.totals(self._clock())
 
     def _advance(self) -> None:
         if self._clock() >= self._opened_at + self.settings.reset_after:
-            self._move_to(BreakerState.HALF_OPEN, "reset timeout passed")
+            self._move_to(_HALF_OPEN, "reset timeout passed")
 
     def _open(self, reason: str) -> None:
         self._opened_at = self._clock()
-        self._move_to(BreakerState.OPEN, reason)
+        self._move_to(_OPEN, reason)
 
     def _move_to(self, new: BreakerState, reason: str) -> None:
         old = self._state
@@ -326,7 +336,7 @@ class CircuitBreaker:
         self._permit = Permit(self._generation, new)
         self._trials_in_flight = 0
         self._trial_successes = 0
-        if new is not BreakerState.OPEN:
+        if new is not _OPEN:
             self._consecutive_failures = 0
 
         if self._window is not None:
@@ -350,3 +360,6 @@ def _window_for(settings: BreakerSettings) -> OutcomeWindow | None:
 
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
+
+
+_NO_TOTALS = WindowTotals()
