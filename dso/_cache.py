@@ -59,7 +59,9 @@ class CacheBackend(Protocol):
     A backend may drop an entry whose ``expires_at`` has passed, and may
     evict entries to stay within its bounds; it must never return an entry
     for a different key. A backend that fails raises; the orchestrator
-    then goes on without it.
+    then goes on without it. A backend that keeps its data in the process
+    may say so with a class attribute ``in_process = True``: its operations
+    then run without a timeout scope.
     """
 
     @property

@@ -99,7 +99,7 @@ class SharedCall(Generic[T]):
             self.error = error
             self.done.set()
 
-    def _join(self, deadline: float) -> trio.CancelScope:
+    def _join(self, deadline: float) -> trio.CancelScope | None:
         self.waiters += 1
         if deadline > self.deadline:
             # The call now works longer: the waiters who shared its old
@@ -112,6 +112,11 @@ class SharedCall(Generic[T]):
             for follower, limit in self._followers.values():
                 follower.deadline = min(limit, deadline)
 
+        if deadline == math.inf:
+            # Nothing to time: the wait ends with the call (a common case,
+            # and one where a cancel scope per waiter is pure cost).
+            return None
+
         scope = trio.CancelScope(deadline=deadline)
         if deadline == self.deadline:
             # The call stops its own work at this deadline and publishes
@@ -121,9 +126,10 @@ class SharedCall(Generic[T]):
 
         return scope
 
-    def _leave(self, scope: trio.CancelScope) -> None:
+    def _leave(self, scope: trio.CancelScope | None) -> None:
         self.waiters -= 1
-        self._latest.pop(id(scope), None)
+        if scope is not None:
+            self._latest.pop(id(scope), None)
 
 
 class _Abandoned(Exception):
@@ -166,35 +172,35 @@ class InflightCalls(Generic[T]):
             Exception: Whatever the call raised, to every waiter.
         """
         while True:
+            shared = self._calls.get(key)
+            if shared is None:
+                shared = self._start(key, run, deadline)
+            else:
+                self._joins += 1
+
+            scope = shared._join(deadline)
             try:
-                return await self._wait(key, run, deadline)
-            except _Abandoned:
+                if scope is None:
+                    await shared.done.wait()
+                else:
+                    with scope:
+                        await shared.done.wait()
+            finally:
+                shared._leave(scope)
+                if shared.waiters == 0 and not shared.done.is_set():
+                    self._abandon(key, shared)
+
+            if not shared.done.is_set():
+                raise trio.TooSlowError
+
+            if isinstance(shared.error, _Abandoned):
                 # A batch claimed the key and gave up on it: start anew.
                 continue
 
-    async def _wait(self, key: Hashable, run: RunShared[T], deadline: float) -> T:
-        shared = self._calls.get(key)
-        if shared is None:
-            shared = self._start(key, run, deadline)
-        else:
-            self._joins += 1
+            if shared.error is not None:
+                raise shared.error
 
-        scope = shared._join(deadline)
-        try:
-            with scope:
-                await shared.done.wait()
-        finally:
-            shared._leave(scope)
-            if shared.waiters == 0 and not shared.done.is_set():
-                self._abandon(key, shared)
-
-        if not shared.done.is_set():
-            raise trio.TooSlowError
-
-        if shared.error is not None:
-            raise shared.error
-
-        return shared.value  # type: ignore[return-value]
+            return shared.value  # type: ignore[return-value]
 
     def claim(self, key: Hashable, deadline: float) -> SharedCall[T] | None:
         """Register a call for *key* that the caller runs itself.

@@ -51,6 +51,8 @@ class MemoryCache:
     """
 
     name = "memory"
+    in_process = True
+    """It lives in this process: an operation cannot hang on the network."""
 
     def __init__(
         self, *, clock: WallClock, max_entries: int, max_bytes: int | None = None

@@ -10,12 +10,14 @@ import logging
 import math
 from collections.abc import (
     AsyncIterator,
+    Awaitable,
+    Callable,
     Hashable,
     Iterable,
-    Iterator,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
 from typing import Any, Final
 
 import attrs
@@ -77,6 +79,41 @@ class OrchestratorStatistics:
     calls_in_flight: int
     dedup_joins: int
     breakers: dict[str, BreakerState]
+
+
+class _RunningCall:
+    """The scope of one public call, which closing the orchestrator cancels.
+
+    So no caller goes on using a closed cache or HTTP client, and each one
+    learns why it stopped. (A class rather than a generator: it is entered
+    on every fetch.)
+    """
+
+    __slots__ = ("_running", "_scope")
+
+    def __init__(self, running: set[trio.CancelScope]) -> None:
+        self._running = running
+        self._scope = trio.CancelScope()
+
+    def __enter__(self) -> None:
+        self._running.add(self._scope)
+        self._scope.__enter__()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self._scope.__exit__(kind, error, traceback)
+        finally:
+            self._running.discard(self._scope)
+
+        # The scope is only ever cancelled by closing; anything else that
+        # was raised goes on as it was.
+        if self._scope.cancelled_caught:
+            raise OrchestratorClosed("the orchestrator closed during the call")
 
 
 class Orchestrator:
@@ -400,22 +437,9 @@ class Orchestrator:
         if self._closed:
             raise OrchestratorClosed("the orchestrator is closed")
 
-    @contextlib.contextmanager
-    def _call(self) -> Iterator[None]:
-        # Every public call runs under a scope that closing the
-        # orchestrator cancels, so no caller goes on using a closed cache
-        # or HTTP client, and each one learns why it stopped.
+    def _call(self) -> _RunningCall:
         self._check_open()
-        scope = trio.CancelScope()
-        self._running.add(scope)
-        try:
-            with scope:
-                yield
-        finally:
-            self._running.discard(scope)
-
-        if scope.cancelled_caught:
-            raise OrchestratorClosed("the orchestrator closed during the call")
+        return _RunningCall(self._running)
 
     def _namespace(self, name: str, tier: str | None = None) -> BoundNamespace:
         self._check_open()
@@ -479,23 +503,34 @@ class Orchestrator:
         revalidate_within: float | None,
     ) -> FetchResult[Any]:
         # The path both fallback and merge take: cache, stale-while-
-        # revalidate, then the shared call, then stale fallback.
-        with self._call():
-            cached = await self._cache.read(space, key, tier)
-            if cached is not None and cached.fresh:
-                return _from_cache(key, space, cached)
+        # revalidate, then the shared call, then stale fallback. It needs
+        # no cancel scope of its own for shutdown: the caller only ever
+        # waits on a shared call, which closing ends with
+        # OrchestratorClosed.
+        cached = await self._cache.read(space, key, tier)
+        if cached is not None and cached.fresh:
+            return _from_cache(key, space, cached)
 
-            if (
-                cached is not None
-                and revalidate_within is not None
-                and cached.expired_for < revalidate_within
-            ):
-                self._nursery.start_soon(self._revalidate, call_key, body, deadline)
-                self._stale_served += 1
-                return _from_cache(key, space, cached, stale=True)
+        if (
+            cached is not None
+            and revalidate_within is not None
+            and cached.expired_for < revalidate_within
+        ):
+            self._start_background(self._revalidate, call_key, body, deadline)
+            self._stale_served += 1
+            return _from_cache(key, space, cached, stale=True)
 
-            result = await self._shared(call_key, body, key, space, deadline)
-            return self._with_stale(result, cached, allow_stale)
+        result = await self._shared(call_key, body, key, space, deadline)
+        return self._with_stale(result, cached, allow_stale)
+
+    def _start_background(
+        self, function: Callable[..., Awaitable[None]], *args: Any
+    ) -> None:
+        try:
+            self._nursery.start_soon(function, *args)
+        except RuntimeError:
+            # The nursery no longer accepts tasks: the orchestrator closed.
+            raise OrchestratorClosed("the orchestrator closed") from None
 
     async def _shared(
         self,
@@ -511,8 +546,13 @@ class Orchestrator:
             return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
 
         # Waiters share one result; each gets its own copy of the data, so
-        # that one caller's mutation never reaches another.
-        return attrs.evolve(result, data=copy.deepcopy(result.data))
+        # that one caller's mutation never reaches another. Immutable data
+        # comes back from deepcopy as itself, and then so does the result.
+        data = copy.deepcopy(result.data)
+        if data is result.data:
+            return result
+
+        return attrs.evolve(result, data=data)
 
     async def _revalidate(
         self,

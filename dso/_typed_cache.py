@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import trio
@@ -25,6 +25,8 @@ from ._ttl import TtlTable
 
 
 logger = logging.getLogger("dso")
+
+R = TypeVar("R")
 
 
 @attrs.frozen
@@ -85,6 +87,7 @@ class TypedCache:
         self._clock = clock
         self._prefix = prefix
         self._timeout = timeout
+        self._in_process = bool(getattr(backend, "in_process", False))
 
     def check_tier(self, tier: str | None) -> None:
         """Raise `ValueError` unless *tier* is ``None`` or a configured tier."""
@@ -100,7 +103,15 @@ class TypedCache:
         self, namespace: BoundNamespace, key: str, tier: str | None
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
-        found = await self.read_many(namespace, [key], tier)
+        backend_key = self.key_for(namespace, key)
+        entry = await self._read(lambda: self.backend.get(backend_key), None)
+        found: dict[str, CachedValue] = {}
+        if entry is not None:
+            found = self._servable(
+                namespace, {backend_key: entry}, {backend_key: key}, tier
+            )
+
+        self._count_reads(found, 1)
         return found.get(key)
 
     async def read_many(
@@ -111,16 +122,21 @@ class TypedCache:
             return {}
 
         backend_keys = {self.key_for(namespace, key): key for key in keys}
-        entries: dict[str, CacheEntry] = {}
-        with trio.move_on_after(self._timeout) as scope:
-            try:
-                entries = await self.backend.get_many(list(backend_keys))
-            except Exception:
-                self._backend_failed("read")
+        nothing: dict[str, CacheEntry] = {}
+        entries = await self._read(
+            lambda: self.backend.get_many(list(backend_keys)), nothing
+        )
+        found = self._servable(namespace, entries, backend_keys, tier)
+        self._count_reads(found, len(keys))
+        return found
 
-        if scope.cancelled_caught:
-            self._backend_failed("read in time")
-
+    def _servable(
+        self,
+        namespace: BoundNamespace,
+        entries: Mapping[str, CacheEntry],
+        backend_keys: Mapping[str, str],
+        tier: str | None,
+    ) -> dict[str, CachedValue]:
         now = self._clock()
         found = {}
         for backend_key, entry in entries.items():
@@ -132,7 +148,6 @@ class TypedCache:
             if cached is not None:
                 found[key] = cached
 
-        self._count_reads(found, len(keys))
         return found
 
     async def write(
@@ -173,6 +188,28 @@ class TypedCache:
             return
 
         self.counters.writes += len(entries)
+
+    async def _read(self, operation: Callable[[], Awaitable[R]], missing: R) -> R:
+        if self._in_process:
+            # A backend in this process answers at once or not at all: no
+            # timeout scope to pay for on every read.
+            try:
+                return await operation()
+            except Exception:
+                self._backend_failed("read")
+                return missing
+
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                return await operation()
+            except Exception:
+                self._backend_failed("read")
+                return missing
+
+        if scope.cancelled_caught:
+            self._backend_failed("read in time")
+
+        return missing
 
     def _decode(
         self,
