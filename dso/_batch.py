@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -75,6 +76,7 @@ class BatchRun:
         self._call_key = call_key
         self._join = join
         self._joined: dict[str, FetchResult[Any]] = {}
+        self._claims: dict[str, SharedCall[FetchResult[Any]]] = {}
 
         self._keys: list[str] = []
         self._cached: dict[str, CachedValue] = {}
@@ -95,6 +97,7 @@ class BatchRun:
             return
 
         claimed = self._claim(misses)
+        self._claims = claimed
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._fetch_from_primary, list(claimed))
@@ -109,8 +112,17 @@ class BatchRun:
             await self._fetch_from_fallbacks(failed)
 
     async def store(self) -> None:
-        """Write every value the primary delivered to the cache, at once."""
-        await self._cache.write_many(self._space, self._fetched)
+        """Write every value the primary delivered to the cache, at once.
+
+        Keys invalidated while the batch ran are left out: their values
+        belong to the state before the invalidation.
+        """
+        values = {
+            key: value
+            for key, value in self._fetched.items()
+            if not (key in self._claims and self._claims[key].superseded)
+        }
+        await self._cache.write_many(self._space, values)
 
     def result(self, allow_stale: bool, *, timed_out: bool) -> BatchResult[Any]:
         """Return the per-key results and the summary of what was done.
@@ -145,11 +157,13 @@ class BatchRun:
             attempts = tuple(self._attempts.get(key, ()))
             if key in self._fetched:
                 source = self._primary.name
+                # Waiters get their own copy: the batch's caller may
+                # change its value before a waiter runs again.
                 shared.publish(
                     FetchResult(
                         key,
                         self._space.name,
-                        self._fetched[key],
+                        copy.deepcopy(self._fetched[key]),
                         source=source,
                         age=0.0,
                         sources=(source,),

@@ -89,6 +89,10 @@ async def run_hedged(
             attempts[index] = record
             if value is not None and not winner:
                 winner.append((guarded.name, value))
+                # Waiters get the answer now, not when every loser has
+                # noticed its cancellation (one stuck in a thread may not
+                # for a while).
+                call.publish(_won(key, space, guarded.name, value, chain, attempts))
                 nursery.cancel_scope.cancel()
 
             done.set()
@@ -109,6 +113,34 @@ async def run_hedged(
 
     name, value = winner[0]
     return await _succeed(key, space, name, value, list(made), call, cache)
+
+
+def _won(
+    key: str,
+    space: BoundNamespace,
+    provider: str,
+    value: object,
+    chain: Sequence[GuardedProvider],
+    attempts: list[Attempt | None],
+) -> FetchResult[Any]:
+    # The attempts still running at this point are about to be cancelled.
+    made = tuple(
+        record
+        if record is not None
+        else Attempt(
+            guarded.name, ErrorCode.CANCELLED, "another provider answered first"
+        )
+        for guarded, record in zip(chain, attempts, strict=False)
+    )
+    return FetchResult(
+        key,
+        space.name,
+        value,
+        source=provider,
+        age=0.0,
+        sources=(provider,),
+        attempts=made,
+    )
 
 
 async def run_all(

@@ -25,6 +25,10 @@ V = TypeVar("V")
 logger = logging.getLogger("dso")
 
 
+class _CallDeadlinePassed(ProviderError):
+    """The whole call's deadline, not the provider's timeout, ended it."""
+
+
 class MovingDeadline(Protocol):
     """A deadline that may move later while an attempt runs.
 
@@ -193,7 +197,12 @@ class GuardedProvider:
             value = await self._call_in_time(call, namespace, deadline)
         except ProviderError as exc:
             duration = trio.current_time() - started
-            self.breaker.record_error(permit, exc.code, duration)
+            if isinstance(exc, _CallDeadlinePassed):
+                # The caller ran out of time, not the provider: like a
+                # cancellation, it says nothing about the provider's health.
+                self.breaker.release(permit)
+            else:
+                self.breaker.record_error(permit, exc.code, duration)
             settled = True
             return None, Attempt(
                 self.name, exc.code, exc.message, duration=duration, keys=keys
@@ -221,6 +230,11 @@ class GuardedProvider:
 
         with _following(deadline, scope, limit), scope:
             return await self._translated(call, ctx)
+
+        if trio.current_time() < limit:
+            raise _CallDeadlinePassed(
+                ErrorCode.TIMEOUT, "the call's deadline passed", provider=self.name
+            )
 
         raise ProviderError(ErrorCode.TIMEOUT, "no answer in time", provider=self.name)
 

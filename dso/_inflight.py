@@ -60,11 +60,13 @@ class SharedCall(Generic[T]):
         superseded: Set when the key was invalidated while the call ran:
             its answer may still go to its waiters, but must not be
             cached over the newer state.
+        claimed: The call is a batch's, which answers it itself.
     """
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.superseded = False
+        self.claimed = False
         self.done = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self.value: T | None = None
@@ -218,6 +220,7 @@ class InflightCalls(Generic[T]):
             return None
 
         shared: SharedCall[T] = SharedCall(deadline)
+        shared.claimed = True
         self._calls[key] = shared
         return shared
 
@@ -263,7 +266,8 @@ class InflightCalls(Generic[T]):
         return shared
 
     def _abandon(self, key: Hashable, shared: SharedCall[T]) -> None:
-        if self._finish_abandoned:
+        if self._finish_abandoned or shared.claimed:
+            # A claimed call is its batch's to end, with `release`.
             return
 
         # Forget the call at once, not when its task notices the

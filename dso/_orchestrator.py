@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import enum
 import functools
@@ -503,11 +502,13 @@ class Orchestrator:
         revalidate_within: float | None,
     ) -> FetchResult[Any]:
         # The path both fallback and merge take: cache, stale-while-
-        # revalidate, then the shared call, then stale fallback. It needs
-        # no cancel scope of its own for shutdown: the caller only ever
-        # waits on a shared call, which closing ends with
+        # revalidate, then the shared call, then stale fallback. Only the
+        # cache read needs a scope that closing cancels: afterwards the
+        # caller waits on a shared call, which closing ends with
         # OrchestratorClosed.
-        cached = await self._cache.read(space, key, tier)
+        with self._call():
+            cached = await self._cache.read(space, key, tier)
+
         if cached is not None and cached.fresh:
             return _from_cache(key, space, cached)
 
@@ -562,8 +563,14 @@ class Orchestrator:
     ) -> None:
         # Runs in the orchestrator's nursery, sharing the call with any
         # other refresh or fetch of the key; the cache is all it feeds.
-        with contextlib.suppress(trio.TooSlowError, OrchestratorClosed):
+        try:
             await self._inflight.call(call_key, body, deadline=deadline)
+        except (trio.TooSlowError, OrchestratorClosed):
+            pass
+        except Exception:
+            # A refresh nobody waits for must not take the orchestrator
+            # down; the stale value stays until the next try.
+            logger.warning("refreshing %r failed", call_key, exc_info=True)
 
     async def _rescue(
         self,

@@ -4,6 +4,7 @@ Every test runs on trio's autojump clock, has a deadline, and checks that
 nothing is left in flight afterwards.
 """
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -449,3 +450,105 @@ async def test_a_fetch_waiting_on_a_cut_short_batch_starts_its_own_call(
 
     assert batch["A"].data is None
     assert 2 == single[0].data
+
+
+async def test_a_failing_refresh_is_dropped_and_the_stale_value_stays(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A background refresh that raises does not take the orchestrator down."""
+    provider = FakeProvider("p", {"A": 1})
+    calls = 0
+
+    def merge(values: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ValueError("merge failed")
+        return values[0][1]
+
+    async with orchestrator(provider, namespace={"revalidate_within": 30}) as orch:
+        await orch.fetch_with_merge("A", ["p"], namespace="quotes", merge=merge)
+        await trio.sleep(61)
+        stale = await orch.fetch_with_merge("A", ["p"], namespace="quotes", merge=merge)
+        await trio.sleep(1)
+        again = await orch.fetch_with_merge("A", ["p"], namespace="quotes", merge=merge)
+
+    assert (1, True) == (stale.data, stale.stale)
+    assert 1 == again.data
+
+
+async def test_invalidation_keeps_a_running_batch_from_caching_its_value(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch's value fetched before invalidate is not cached after it."""
+    provider = FakeProvider("p")
+    provider.script("A", Delay(2, "old"), "new")
+
+    async with orchestrator(provider) as orch:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(orch.batch_fetch, ["A"], "p", namespace="quotes")
+            )
+            await trio.sleep(1)
+            await orch.invalidate("quotes", "A")
+        after = await fetch(orch, "A", "p")
+
+    assert ("new", False) == (after.data, after.cached)
+
+
+async def test_a_callers_short_timeout_does_not_trip_the_breaker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Callers running out of time say nothing about the provider's health."""
+    provider = FakeProvider("p", {f"K{i}": i for i in range(10)}, delay=1)
+
+    async with orchestrator(provider) as orch:
+        for index in range(8):
+            result = await fetch(orch, f"K{index}", "p", timeout=0.5)
+        statistics = orch.breaker("p").statistics()
+
+    assert dso.ErrorCode.TIMEOUT == result.attempts[0].code
+    assert (dso.BreakerState.CLOSED, 0) == (
+        statistics.state,
+        statistics.consecutive_failures,
+    )
+
+
+async def test_the_hedge_winner_does_not_wait_for_a_stubborn_loser(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The first answer goes out even if a loser takes long to stop."""
+
+    class Stubborn(FakeProvider):
+        async def fetch(self, key: str, ctx: dso.ProviderContext) -> object:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(50)
+            return "late"
+
+    fast = FakeProvider("fast", {"A": "fast answer"}, delay=1)
+
+    async with orchestrator(Stubborn("slow"), fast) as orch:
+        start = trio.current_time()
+        result = await fetch(orch, "A", "slow", "fast", hedge_after=2, timeout=10)
+        elapsed = trio.current_time() - start
+        await trio.sleep(60)
+
+    assert ("fast answer", 3) == (result.data, pytest.approx(elapsed))
+
+
+async def test_a_batch_claim_outlives_the_requests_that_left_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A request that joined a batch's key and left does not end the claim."""
+    provider = FakeProvider("p", {"A": 1}, delay=5)
+
+    async with orchestrator(provider) as orch, trio.open_nursery() as nursery:
+        nursery.start_soon(
+            functools.partial(orch.batch_fetch, ["A"], "p", namespace="quotes")
+        )
+        await trio.sleep(1)
+        with trio.move_on_after(1):
+            await fetch(orch, "A", "p")
+        later = await fetch(orch, "A", "p")
+
+    assert (1, 1) == (later.data, len(provider.calls))
