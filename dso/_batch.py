@@ -177,6 +177,9 @@ class BatchRun:
             # start a call of their own.
             self._inflight.release(self._call_key(key), shared)
 
+    # TODO: keys joined to another batch that is then cut short are
+    # fetched one by one (each waiter starts its own call) rather than
+    # chunked again, and this batch's summary does not count those calls.
     async def _wait_for_shared_call(self, key: str) -> None:
         result = await self._join(key)
         self._joined[key] = result
