@@ -132,6 +132,16 @@ def _won(
         )
         for guarded, record in zip(chain, attempts, strict=False)
     )
+    return _answer(key, space, provider, value, made)
+
+
+def _answer(
+    key: str,
+    space: BoundNamespace,
+    provider: str,
+    value: object,
+    attempts: tuple[Attempt, ...],
+) -> FetchResult[Any]:
     return FetchResult(
         key,
         space.name,
@@ -139,7 +149,7 @@ def _won(
         source=provider,
         age=0.0,
         sources=(provider,),
-        attempts=made,
+        attempts=attempts,
     )
 
 
@@ -207,15 +217,7 @@ async def _succeed(
     call: SharedCall[FetchResult[Any]],
     cache: TypedCache,
 ) -> FetchResult[Any]:
-    result = FetchResult(
-        key,
-        space.name,
-        value,
-        source=provider,
-        age=0.0,
-        sources=(provider,),
-        attempts=tuple(attempts),
-    )
+    result = _answer(key, space, provider, value, tuple(attempts))
     call.publish(result)
     await _store(key, space, value, False, call, cache)
     return result
