@@ -214,11 +214,7 @@ class Orchestrator:
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate_within=_seconds(
-                "revalidate_within",
-                revalidate_within,
-                space.settings.revalidate_within,
-            ),
+            revalidate_within=revalidate_within,
         )
 
     async def fetch_with_merge(
@@ -285,11 +281,7 @@ class Orchestrator:
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate_within=_seconds(
-                "revalidate_within",
-                revalidate_within,
-                space.settings.revalidate_within,
-            ),
+            revalidate_within=revalidate_within,
         )
 
     async def batch_fetch(
@@ -499,13 +491,16 @@ class Orchestrator:
         tier: str | None,
         allow_stale: bool,
         deadline: float,
-        revalidate_within: float | None,
+        revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
         # The path both fallback and merge take: cache, stale-while-
         # revalidate, then the shared call, then stale fallback. Only the
         # cache read needs a scope that closing cancels: afterwards the
         # caller waits on a shared call, which closing ends with
         # OrchestratorClosed.
+        revalidate = _seconds(
+            "revalidate_within", revalidate_within, space.settings.revalidate_within
+        )
         with self._call():
             cached = await self._cache.read(space, key, tier)
 
@@ -514,8 +509,8 @@ class Orchestrator:
 
         if (
             cached is not None
-            and revalidate_within is not None
-            and cached.expired_for < revalidate_within
+            and revalidate is not None
+            and cached.expired_for < revalidate
         ):
             self._start_background(self._revalidate, call_key, body, deadline)
             self._stale_served += 1
