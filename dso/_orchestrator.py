@@ -17,7 +17,7 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 import httpx
@@ -53,6 +53,12 @@ class _UseDefault(enum.Enum):
 USE_DEFAULT: Final = _UseDefault.USE_DEFAULT
 """Means "the orchestrator's configured value", unlike ``None``, which
 switches a limit off."""
+
+
+class _Foreground(NamedTuple):
+    # The origin of a shared call a caller started after finding no fresh
+    # value for its tier (see `SharedCall.origin`); refreshes have none.
+    tier: str | None
 
 
 @attrs.frozen
@@ -341,6 +347,7 @@ class Orchestrator:
                 key,
                 space,
                 deadline,
+                tier,
             ),
         )
         with self._call():
@@ -501,8 +508,25 @@ class Orchestrator:
         revalidate = _seconds(
             "revalidate_within", revalidate_within, space.settings.revalidate_within
         )
-        with self._call():
-            cached = await self._cache.read(space, key, tier)
+        running = self._inflight.running(call_key)
+        if (
+            running is not None
+            and running.origin == _Foreground(tier)
+            and not running.done.is_set()
+        ):
+            # A caller of this tier found no fresh value moments ago and
+            # its call is still out: this one would find the same, so it
+            # joins at once, and reads the cache only if it needs a stale
+            # value to fall back on. (A background refresh is not joined
+            # this way: revalidation serves the stale value at once.)
+            result = await self._shared(call_key, body, key, space, deadline, tier)
+            if result.ok or not allow_stale:
+                return result
+
+            cached = await self._read_cache(space, key, tier)
+            return self._with_stale(result, cached, allow_stale)
+
+        cached = await self._read_cache(space, key, tier)
 
         if cached is not None and cached.fresh:
             return _from_cache(key, space, cached)
@@ -516,8 +540,19 @@ class Orchestrator:
             self._stale_served += 1
             return _from_cache(key, space, cached, stale=True)
 
-        result = await self._shared(call_key, body, key, space, deadline)
+        result = await self._shared(call_key, body, key, space, deadline, tier)
         return self._with_stale(result, cached, allow_stale)
+
+    async def _read_cache(
+        self, space: BoundNamespace, key: str, tier: str | None
+    ) -> CachedValue | None:
+        if self._cache.in_process:
+            # A backend in this process answers at once: there is nothing
+            # for closing to cancel, and a scope would cost every read.
+            return await self._cache.read(space, key, tier)
+
+        with self._call():
+            return await self._cache.read(space, key, tier)
 
     def _start_background(
         self, function: Callable[..., Awaitable[None]], *args: Any
@@ -535,9 +570,12 @@ class Orchestrator:
         key: str,
         space: BoundNamespace,
         deadline: float,
+        tier: str | None,
     ) -> FetchResult[Any]:
         try:
-            result = await self._inflight.call(call_key, body, deadline=deadline)
+            result = await self._inflight.call(
+                call_key, body, deadline=deadline, origin=_Foreground(tier)
+            )
         except trio.TooSlowError:
             return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
 

@@ -89,6 +89,11 @@ class TypedCache:
         self._timeout = timeout
         self._in_process = bool(getattr(backend, "in_process", False))
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the backend keeps its data in this process (never blocks)."""
+        return self._in_process
+
     def check_tier(self, tier: str | None) -> None:
         """Raise `ValueError` unless *tier* is ``None`` or a configured tier."""
         if tier is not None and tier not in self._ttl.tiers:
