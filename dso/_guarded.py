@@ -268,3 +268,28 @@ class GuardedProvider:
             )
 
         return value
+
+
+async def run_health_check(guarded: GuardedProvider, timeout: float) -> None:
+    """Run *guarded*'s provider's ``health_check(ctx)``; raise if it fails.
+
+    The check bypasses the breaker and the bulkhead: it asks whether the
+    provider is well, and must answer even while the breaker is open.
+
+    Raises:
+        ProviderError: The check failed or did not finish within *timeout*.
+    """
+    check = guarded.provider.health_check  # type: ignore[attr-defined]
+    deadline = trio.current_time() + timeout
+    ctx = ProviderContext(guarded._http, guarded.settings, "", deadline)
+    with trio.move_on_at(deadline):
+        try:
+            await check(ctx)
+        except ProviderError:
+            raise
+        except httpx.HTTPError as exc:
+            raise error_from_http(exc, provider=guarded.name) from exc
+
+        return
+
+    raise ProviderError(ErrorCode.TIMEOUT, "health check took too long")

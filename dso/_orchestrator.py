@@ -13,9 +13,15 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
+    Iterator,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
@@ -32,13 +38,17 @@ from ._clock import TrioWallClock
 from ._codec import Codec
 from ._config import Config
 from ._errors import ConfigError, OrchestratorClosed
-from ._guarded import GuardedProvider
+from ._guarded import GuardedProvider, run_health_check
+from ._health import Health, judge
 from ._inflight import InflightCalls, RunShared, SharedCall
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
 from ._provider import Provider
+from ._redaction import RedactingFilter
 from ._results import CACHE_SOURCE, DEADLINE_PASSED, BatchResult, FetchResult
+from ._stats import Stats, StatsAggregator
+from ._telemetry import Sink, Telemetry
 from ._ttl import TtlTable
 from ._typed_cache import CachedValue, TypedCache
 
@@ -138,6 +148,7 @@ class Orchestrator:
         cache: TypedCache,
         http: httpx.AsyncClient,
         nursery: trio.Nursery,
+        telemetry: Telemetry,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -146,6 +157,7 @@ class Orchestrator:
         self._cache = cache
         self._http = http
         self._nursery = nursery
+        self._telemetry = telemetry
         self._inflight: InflightCalls[FetchResult[Any]] = InflightCalls(
             nursery, finish_abandoned=config.finish_abandoned_calls
         )
@@ -213,6 +225,7 @@ class Orchestrator:
             return await run_hedged(key, space, chain, call, self._cache, hedge)
 
         return await self._fetch(
+            "fallback",
             key,
             space,
             _call_key(space, key, names, hedge),
@@ -280,6 +293,7 @@ class Orchestrator:
             return await run_all(key, space, chain, strategy, needed, call, self._cache)
 
         return await self._fetch(
+            "merge",
             key,
             space,
             (space.name, key, "merge", names, strategy, needed),
@@ -396,6 +410,62 @@ class Orchestrator:
             breakers={name: p.breaker.state for name, p in self._providers.items()},
         )
 
+    def stats(self) -> Stats:
+        """Return the operator's figures: hit rates, provider calls, latencies.
+
+        Counts run from the moment the orchestrator opened; the ``recent_``
+        rates cover the last ``health.window`` seconds.
+        """
+        return self._telemetry.stats.snapshot(
+            breakers={
+                name: guarded.breaker.state.value
+                for name, guarded in self._providers.items()
+            },
+        )
+
+    def health(self) -> Health:
+        """Return the overall status, each provider's, and the active alerts.
+
+        Thresholds come from the ``[health]`` configuration section.
+        """
+        return judge(self.stats(), self.config.health)
+
+    async def check_providers(self) -> dict[str, bool]:
+        """Run every provider's ``health_check`` at once; return how each went.
+
+        Providers without one are left out. A check that raises, or takes
+        longer than ``health.check_timeout``, failed; the outcome shows in
+        `stats` and `health` until the next check.
+        """
+        self._check_open()
+        checked: dict[str, bool] = {}
+        with self._call():
+            async with trio.open_nursery() as nursery:
+                for guarded in list(self._providers.values()):
+                    if callable(getattr(guarded.provider, "health_check", None)):
+                        nursery.start_soon(self._check_provider, guarded, checked)
+
+        return dict(sorted(checked.items()))
+
+    async def _check_provider(
+        self, guarded: GuardedProvider, checked: dict[str, bool]
+    ) -> None:
+        try:
+            await run_health_check(guarded, self.config.health.check_timeout)
+        except Exception as exc:
+            ok = False
+            logger.warning("health check of %s failed: %s", guarded.name, exc)
+        else:
+            ok = True
+
+        checked[guarded.name] = ok
+        self._telemetry.stats.health_checked(guarded.name, ok=ok)
+
+    async def _check_providers_every(self, seconds: float) -> None:
+        while True:
+            await trio.sleep(seconds)
+            await self.check_providers()
+
     def breaker(self, provider: str) -> CircuitBreaker:
         """Return the circuit breaker of *provider*.
 
@@ -422,7 +492,7 @@ class Orchestrator:
             raise LookupError(f"unknown provider {name!r}; known: {known}")
 
         settings = self.config.provider_settings(name)
-        guarded = _guard(offered.item(settings), settings, self._http)
+        guarded = _guard(offered.item(settings), settings, self._http, self._telemetry)
         self._providers[name] = guarded
         return guarded
 
@@ -490,6 +560,41 @@ class Orchestrator:
 
     async def _fetch(
         self,
+        strategy: str,
+        key: str,
+        space: BoundNamespace,
+        call_key: tuple[object, ...],
+        body: RunShared[FetchResult[Any]],
+        *,
+        tier: str | None,
+        allow_stale: bool,
+        deadline: float,
+        revalidate_within: float | _UseDefault | None,
+    ) -> FetchResult[Any]:
+        started = trio.current_time()
+        result = await self._answer(
+            key,
+            space,
+            call_key,
+            body,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=revalidate_within,
+        )
+        self._telemetry.fetch_finished(
+            strategy,
+            space.name,
+            key,
+            result.source,
+            ok=result.ok,
+            stale=result.stale,
+            duration=trio.current_time() - started,
+        )
+        return result
+
+    async def _answer(
+        self,
         key: str,
         space: BoundNamespace,
         call_key: tuple[object, ...],
@@ -519,6 +624,7 @@ class Orchestrator:
             # joins at once, and reads the cache only if it needs a stale
             # value to fall back on. (A background refresh is not joined
             # this way: revalidation serves the stale value at once.)
+            self._telemetry.cache_miss(space.name, key)
             result = await self._shared(call_key, body, key, space, deadline, tier)
             if result.ok or not allow_stale:
                 return result
@@ -529,7 +635,10 @@ class Orchestrator:
         cached = await self._read_cache(space, key, tier)
 
         if cached is not None and cached.fresh:
+            self._telemetry.cache_hit(space.name, key, cached.age)
             return _from_cache(key, space, cached)
+
+        self._telemetry.cache_miss(space.name, key)
 
         if (
             cached is not None
@@ -538,6 +647,7 @@ class Orchestrator:
         ):
             self._start_background(self._revalidate, call_key, body, deadline)
             self._stale_served += 1
+            self._telemetry.stale_served(space.name, key, cached.age, revalidating=True)
             return _from_cache(key, space, cached, stale=True)
 
         result = await self._shared(call_key, body, key, space, deadline, tier)
@@ -572,6 +682,9 @@ class Orchestrator:
         deadline: float,
         tier: str | None,
     ) -> FetchResult[Any]:
+        if self._inflight.running(call_key) is not None:
+            self._telemetry.dedup_joined(space.name, key)
+
         try:
             result = await self._inflight.call(
                 call_key, body, deadline=deadline, origin=_Foreground(tier)
@@ -622,6 +735,9 @@ class Orchestrator:
             return result
 
         self._stale_served += 1
+        self._telemetry.stale_served(
+            result.namespace, result.key, cached.age, revalidating=False
+        )
         return attrs.evolve(
             result,
             data=cached.value,
@@ -641,6 +757,7 @@ async def open_orchestrator(
     plugins: Iterable[object] = (),
     cache: CacheBackend | None = None,
     http: httpx.AsyncClient | None = None,
+    sinks: Iterable[Sink] = (),
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator, and close everything it opened on exit.
 
@@ -657,6 +774,8 @@ async def open_orchestrator(
             keeps ownership of it.
         http: An HTTP client to share instead of opening one; the caller
             keeps ownership of it.
+        sinks: Telemetry sinks besides the plugins' ``dso_event`` hooks:
+            callables that receive every `Event`, in a worker thread.
 
     Raises:
         ConfigError: The configuration names an unknown provider type or
@@ -667,6 +786,7 @@ async def open_orchestrator(
     spaces = _bind_namespaces(config, loaded, namespaces)
 
     async with AsyncExitStack() as stack:
+        stack.enter_context(_redacting_logs())
         if http is None:
             http = await stack.enter_async_context(_open_http(config))
 
@@ -685,7 +805,13 @@ async def open_orchestrator(
             config.cache.prefix,
             config.cache.timeout,
         )
-        guarded = _guard_all(config, loaded, providers, http)
+        telemetry = Telemetry(
+            StatsAggregator(config.health.window),
+            clock,
+            config.telemetry,
+            [*(offered.item for offered in loaded.event_sinks()), *sinks],
+        )
+        guarded = _guard_all(config, loaded, providers, http, telemetry)
         async with open_background_nursery() as nursery:
             orchestrator = Orchestrator(
                 config=config,
@@ -695,11 +821,37 @@ async def open_orchestrator(
                 cache=typed_cache,
                 http=http,
                 nursery=nursery,
+                telemetry=telemetry,
             )
+            if telemetry.has_sinks:
+                nursery.start_soon(telemetry.deliver)
+
+            if config.health.check_every is not None:
+                nursery.start_soon(
+                    orchestrator._check_providers_every, config.health.check_every
+                )
+
             try:
                 yield orchestrator
             finally:
                 orchestrator._close()
+
+
+@contextmanager
+def _redacting_logs() -> Iterator[None]:
+    # httpx logs every request's full URL at INFO, query-string API keys
+    # included; dso's own messages are redacted where they are made, and
+    # the filter is a second guard for what providers log.
+    redacting = RedactingFilter()
+    loggers = [logging.getLogger(name) for name in ("dso", "httpx", "httpcore")]
+    for each in loggers:
+        each.addFilter(redacting)
+
+    try:
+        yield
+    finally:
+        for each in loggers:
+            each.removeFilter(redacting)
 
 
 def _from_cache(
@@ -813,6 +965,7 @@ def _guard_all(
     plugins: Plugins,
     providers: Iterable[Provider],
     http: httpx.AsyncClient,
+    telemetry: Telemetry,
 ) -> dict[str, GuardedProvider]:
     factories = plugins.provider_factories()
     guarded = {}
@@ -821,7 +974,7 @@ def _guard_all(
             raise ValueError(f"provider {provider.name!r} is given twice")
 
         settings = config.provider_settings(provider.name)
-        guarded[provider.name] = _guard(provider, settings, http)
+        guarded[provider.name] = _guard(provider, settings, http, telemetry)
 
     for name, settings in config.providers.items():
         if name in guarded:
@@ -835,15 +988,19 @@ def _guard_all(
                 f"known: {known}"
             )
 
-        guarded[name] = _guard(offered.item(settings), settings, http)
+        guarded[name] = _guard(offered.item(settings), settings, http, telemetry)
 
     return guarded
 
 
 def _guard(
-    provider: Provider, settings: Any, http: httpx.AsyncClient
+    provider: Provider, settings: Any, http: httpx.AsyncClient, telemetry: Telemetry
 ) -> GuardedProvider:
-    return GuardedProvider(provider, settings, http, on_transition=_log_transition)
+    def on_transition(transition: BreakerTransition) -> None:
+        _log_transition(transition)
+        telemetry.breaker_transitioned(transition)
+
+    return GuardedProvider(provider, settings, http, on_transition=on_transition)
 
 
 def _log_transition(transition: BreakerTransition) -> None:
