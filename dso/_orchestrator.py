@@ -1000,7 +1000,9 @@ def _guard(
         _log_transition(transition)
         telemetry.breaker_transitioned(transition)
 
-    return GuardedProvider(provider, settings, http, on_transition=on_transition)
+    return GuardedProvider(
+        provider, settings, http, on_transition=on_transition, telemetry=telemetry
+    )
 
 
 def _log_transition(transition: BreakerTransition) -> None:
