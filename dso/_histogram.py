@@ -13,8 +13,8 @@ _GROWTH = 1.2
 percentile read from the histogram is off by at most 20 % of the value,
 half that on average."""
 
-_BUCKETS = 80
-"""Enough buckets to reach about 30 minutes; longer durations share the last."""
+_BUCKETS = 98
+"""Enough buckets to reach about an hour; longer durations share the last."""
 
 
 class LatencyHistogram:
@@ -23,7 +23,8 @@ class LatencyHistogram:
     It holds a fixed number of counters however many durations it sees, so
     a process that runs for months keeps it at the same size. Percentiles
     come from the buckets, not from the samples, and are reported as the
-    upper bound of the bucket they fall in, never below the true value.
+    upper bound of the bucket they fall in (or the largest duration seen,
+    if that is lower): at or a little above the true value.
     """
 
     __slots__ = ("_counts", "count", "maximum", "total")

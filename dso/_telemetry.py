@@ -39,6 +39,7 @@ from ._events import (
     RetryScheduled,
     StaleServed,
 )
+from ._results import CACHE_SOURCE
 from ._stats import StatsAggregator
 
 
@@ -321,8 +322,18 @@ class Telemetry:
         stale: bool,
         duration: float,
     ) -> None:
-        """Report a result returned to a caller."""
+        """Report a result returned to a caller, with one log line.
+
+        The line is at INFO, except for fresh cache hits, which are at
+        DEBUG: they are most fetches, and say little.
+        """
         self.stats.fetched(namespace, stale=stale)
+        level = logging.DEBUG if source == CACHE_SOURCE and not stale else logging.INFO
+        if logger.isEnabledFor(level):
+            self._log_fetch(
+                level, strategy, namespace, key, source, ok, stale, duration
+            )
+
         if self._sinks:
             self._emit(
                 FetchFinished(
@@ -336,6 +347,39 @@ class Telemetry:
                     duration=duration,
                 )
             )
+
+    def _log_fetch(
+        self,
+        level: int,
+        strategy: str,
+        namespace: str,
+        key: str,
+        source: str | None,
+        ok: bool,
+        stale: bool,
+        duration: float,
+    ) -> None:
+        shown = self.shown_key(key)
+        outcome = "stale from" if stale else "from" if ok else "nothing from"
+        logger.log(
+            level,
+            "%s %s/%s: %s %s in %.3f s",
+            strategy,
+            namespace,
+            shown if shown is not None else "(key omitted)",
+            outcome,
+            source or "any provider",
+            duration,
+            extra={
+                "dso_strategy": strategy,
+                "dso_namespace": namespace,
+                "dso_key": shown,
+                "dso_source": source,
+                "dso_ok": ok,
+                "dso_stale": stale,
+                "dso_duration": duration,
+            },
+        )
 
     async def deliver(self) -> None:
         """Hand events to the sinks until cancelled; run it in a nursery."""
