@@ -11,12 +11,9 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import attrs
 import coredis
 import pytest
 
-import dso
-from dso_redis import RedisCache, open_redis_cache
 from dso_redis.testing import RedisServer, find_redis_server, open_redis_server
 
 
@@ -24,18 +21,7 @@ from dso_redis.testing import RedisServer, find_redis_server, open_redis_server
 # answers in microseconds, and a failure must surface in well under this.
 DEADLINE = 10
 
-PASSWORD = "hunter2-rEd1s"
-"""The password of the ``dso`` user on `protected_server`."""
-
-
-@attrs.define
-class FakeWallClock:
-    """A wall clock that moves only when a test says so."""
-
-    now: float = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
+PASSWORD = "hunter2-rEd1s"  # the ``dso`` user's on `protected_server`
 
 
 def require_redis_server() -> None:
@@ -49,11 +35,6 @@ def require_redis_server() -> None:
     pytest.skip("redis-server is not installed (apt-get install redis-server)")
 
 
-def settings_for(url: str, **options: object) -> dso.CacheSettings:
-    """Cache settings that point the redis backend at *url*."""
-    return dso.CacheSettings(backend="redis", options={"url": url, **options})
-
-
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A fresh redis-server on a free loopback port, stopped after the test."""
@@ -64,7 +45,7 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 @pytest.fixture
 async def protected_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """A redis-server that admits only the user ``dso`` with `PASSWORD`."""
+    """A redis-server that admits only the user ``dso``, with `PASSWORD`."""
     require_redis_server()
     arguments = ["--user", "default", "off", "--user", "dso", "on", f">{PASSWORD}"]
     arguments += ["~*", "&*", "+@all"]
@@ -73,21 +54,13 @@ async def protected_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 
 @pytest.fixture
+def protected_url(protected_server: RedisServer) -> str:
+    """The URL of `protected_server`, with the user ``dso`` and its password."""
+    return f"redis://dso:{PASSWORD}@127.0.0.1:{protected_server.port}/0"
+
+
+@pytest.fixture
 async def admin(redis_server: RedisServer) -> AsyncIterator[coredis.Redis[bytes]]:
     """A plain coredis client on `redis_server`, to look at what dso stored."""
     async with coredis.Redis(port=redis_server.port, stream_timeout=DEADLINE) as client:
         yield client
-
-
-@pytest.fixture
-def clock() -> FakeWallClock:
-    return FakeWallClock()
-
-
-@pytest.fixture
-async def cache(
-    redis_server: RedisServer, clock: FakeWallClock
-) -> AsyncIterator[RedisCache]:
-    """A `RedisCache` on `redis_server`, opened from configuration."""
-    async with open_redis_cache(settings_for(redis_server.url), clock) as opened:
-        yield opened

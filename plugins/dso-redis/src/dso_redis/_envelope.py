@@ -13,7 +13,7 @@ an extension type, a pickle) is refused as data, never interpreted.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgpack  # type: ignore[import-untyped]  # ships no type hints
 
@@ -56,8 +56,12 @@ def unpack_entry(data: bytes) -> CacheEntry:
     if type(version) is not int or version != FORMAT_VERSION:
         raise EnvelopeError(f"unknown envelope version {_kind(version)}")
 
-    if not (_is_time(stored_at) and _is_time(expires_at)):
-        raise EnvelopeError("the stored times are not finite numbers")
+    # An entry may never expire (an infinite expires_at); no time is NaN.
+    if not (_is_float(stored_at) and math.isfinite(stored_at)):
+        raise EnvelopeError("stored_at is not a finite number")
+
+    if not _is_float(expires_at) or math.isnan(expires_at):
+        raise EnvelopeError("expires_at is not a number")
 
     if type(partial) is not bool or type(payload) is not bytes:
         raise EnvelopeError("the partial flag or the payload has the wrong type")
@@ -90,8 +94,8 @@ def _unpack(data: bytes) -> tuple[Any, ...]:
     return fields
 
 
-def _is_time(value: object) -> bool:
-    return type(value) is float and math.isfinite(value)
+def _is_float(value: object) -> TypeGuard[float]:
+    return type(value) is float
 
 
 def _kind(value: object) -> str:
