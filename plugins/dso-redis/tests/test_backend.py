@@ -11,10 +11,10 @@ import pytest
 import trio
 
 import dso
+import dso_redis
 from dso import CacheBackend, CacheEntry
 from dso import _hooks as dso_hooks
 from dso._memory import MemoryCache
-import dso_redis
 from dso_redis import (
     RedisCache,
     RedisCacheError,
@@ -94,7 +94,10 @@ async def command_calls(admin: coredis.Redis[bytes]) -> dict[str, int]:
     }
 
 
-async def test_it_follows_the_cache_backend_protocol(cache: RedisCache) -> None:
+# Async only because its fixture is.
+async def test_it_follows_the_cache_backend_protocol(  # noqa: ASYNC124
+    cache: RedisCache,
+) -> None:
     """A `RedisCache` is a `CacheBackend`, named ``redis``."""
     assert (True, "redis") == (isinstance(cache, CacheBackend), cache.name)
 

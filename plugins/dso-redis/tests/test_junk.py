@@ -57,7 +57,11 @@ JUNK = {
     "int flag": envelope(1, 1_000.0, 1_060.0, 0, b"x"),
     "nested arrays": b"\x91" * 5_000 + b"\xc0",
     "huge length header": b"\xdd\xff\xff\xff\xff",
-    "huge bin header": b"\x95\x01\xcb" + b"\x00" * 8 + b"\xcb" + b"\x00" * 8 + b"\xc2"
+    "huge bin header": b"\x95\x01\xcb"
+    + b"\x00" * 8
+    + b"\xcb"
+    + b"\x00" * 8
+    + b"\xc2"
     + b"\xc6\xff\xff\xff\xff",
 }
 

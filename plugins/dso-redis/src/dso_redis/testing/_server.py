@@ -94,7 +94,9 @@ class RedisServer:
         try:
             await self._wait_until_ready()
         except BaseException:
-            await self.kill()
+            with trio.move_on_after(STOP_TIMEOUT, shield=True):
+                await self.kill()
+
             raise
 
     async def stop(self) -> None:
@@ -218,7 +220,8 @@ async def open_redis_server(
     try:
         yield server
     finally:
-        await server.stop()
+        with trio.move_on_after(2 * STOP_TIMEOUT, shield=True):
+            await server.stop()
 
 
 async def _free_port() -> int:
