@@ -256,9 +256,11 @@ def _client(options: RedisOptions, timeout: float) -> coredis.Redis[bytes]:
         username=options.username,
         password=options.password,
         ssl_context=_tls_context(options),
+        # These two bound every command, even outside an orchestrator. No
+        # pool timeout: commands share connections, so none waits for one
+        # beyond connecting, and a third scope would slow every hit.
         connect_timeout=options.connect_timeout,
         stream_timeout=timeout,
-        pool_timeout=timeout,
         max_connections=options.max_connections,
         decode_responses=False,
         # One immediate retry covers a pooled connection that died with a

@@ -13,7 +13,7 @@ an extension type, a pickle) is refused as data, never interpreted.
 from __future__ import annotations
 
 import math
-from typing import Any, TypeGuard
+from typing import Any
 
 import msgpack  # type: ignore[import-untyped]  # ships no type hints
 
@@ -53,20 +53,22 @@ def unpack_entry(data: bytes) -> CacheEntry:
     """
     fields = _unpack(data)
     version, stored_at, expires_at, partial, payload = fields
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise EnvelopeError(f"unknown envelope version {_kind(version)}")
+    # One test on the path every read takes; the reasons only on failure.
+    if (
+        type(version) is int
+        and version == FORMAT_VERSION
+        and type(stored_at) is float
+        and math.isfinite(stored_at)
+        # An entry may never expire (an infinite expires_at), but no time
+        # is NaN.
+        and type(expires_at) is float
+        and not math.isnan(expires_at)
+        and type(partial) is bool
+        and type(payload) is bytes
+    ):
+        return CacheEntry(payload, stored_at, expires_at, partial)
 
-    # An entry may never expire (an infinite expires_at); no time is NaN.
-    if not (_is_float(stored_at) and math.isfinite(stored_at)):
-        raise EnvelopeError("stored_at is not a finite number")
-
-    if not _is_float(expires_at) or math.isnan(expires_at):
-        raise EnvelopeError("expires_at is not a number")
-
-    if type(partial) is not bool or type(payload) is not bytes:
-        raise EnvelopeError("the partial flag or the payload has the wrong type")
-
-    return CacheEntry(payload, stored_at, expires_at, partial)
+    raise EnvelopeError(_reason(fields))
 
 
 def _unpack(data: bytes) -> tuple[Any, ...]:
@@ -94,8 +96,18 @@ def _unpack(data: bytes) -> tuple[Any, ...]:
     return fields
 
 
-def _is_float(value: object) -> TypeGuard[float]:
-    return type(value) is float
+def _reason(fields: tuple[Any, ...]) -> str:
+    version, stored_at, expires_at = fields[:3]
+    if type(version) is not int or version != FORMAT_VERSION:
+        return f"unknown envelope version, {_kind(version)}"
+
+    if type(stored_at) is not float or not math.isfinite(stored_at):
+        return "stored_at is not a finite number"
+
+    if type(expires_at) is not float or math.isnan(expires_at):
+        return "expires_at is not a number"
+
+    return "the partial flag or the payload has the wrong type"
 
 
 def _kind(value: object) -> str:
