@@ -36,6 +36,15 @@ def require_redis_server() -> None:
 
 
 @pytest.fixture
+def redis_server_program() -> str:
+    """The path of redis-server; the test is skipped (or fails in CI) without it."""
+    require_redis_server()
+    program = find_redis_server()
+    assert program is not None
+    return program
+
+
+@pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A fresh redis-server on a free loopback port, stopped after the test."""
     require_redis_server()
