@@ -4,12 +4,15 @@ import math
 
 import msgpack  # type: ignore[import-untyped]
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dso import CacheEntry
 from dso_redis._envelope import EnvelopeError, pack_entry, unpack_entry
 
+
+# No deadline: these run on a machine others share, and time is not the law.
+no_deadline = settings(deadline=None)
 
 entries = st.builds(
     CacheEntry,
@@ -20,12 +23,14 @@ entries = st.builds(
 )
 
 
+@no_deadline
 @given(entries)
 def test_an_entry_round_trips(entry: CacheEntry) -> None:
     """unpack_entry(pack_entry(e)) == e, for any entry with real times."""
     assert entry == unpack_entry(pack_entry(entry))
 
 
+@no_deadline
 @given(st.binary(max_size=256))
 def test_any_bytes_are_an_entry_or_an_envelope_error(data: bytes) -> None:
     """Arbitrary bytes give an entry or raise EnvelopeError, nothing else."""
@@ -40,6 +45,7 @@ def test_any_bytes_are_an_entry_or_an_envelope_error(data: bytes) -> None:
     )
 
 
+@no_deadline
 @given(entries, st.integers(min_value=0), st.binary(min_size=1, max_size=8))
 def test_a_damaged_envelope_is_refused_or_still_an_entry(
     entry: CacheEntry, cut: int, tail: bytes
@@ -56,6 +62,7 @@ def test_a_damaged_envelope_is_refused_or_still_an_entry(
 plain = st.none() | st.integers(-(2**63), 2**64 - 1) | st.text() | st.binary()
 
 
+@no_deadline
 @given(st.recursive(plain, st.lists, max_leaves=20))
 def test_other_msgpack_data_is_refused(value: object) -> None:
     """Msgpack data of any other shape is not an envelope."""

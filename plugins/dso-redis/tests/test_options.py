@@ -13,6 +13,7 @@ import dso
 from dso import CacheEntry
 from dso_redis import RedisCacheError, open_redis_cache
 from dso_redis._options import RedisOptions, read_options
+from dso_redis.testing import open_redis_server
 
 
 DEADLINE = 10
@@ -149,6 +150,23 @@ async def test_the_right_password_is_let_in(protected_url: str) -> None:
             await cache.set("k", stored)
 
             found = await cache.get("k")
+
+    assert stored == found
+
+
+async def test_a_password_without_a_user_is_the_default_users(
+    tmp_path: Path, redis_server_program: str
+) -> None:
+    """redis://:password@host logs in as Redis's default user (requirepass)."""
+    stored = CacheEntry(b"v", 1_000.0, 1_060.0)
+    arguments = ["--requirepass", "only-a-password"]
+    with trio.fail_after(DEADLINE):
+        async with open_redis_server(tmp_path, arguments=arguments) as server:
+            url = f"redis://:only-a-password@127.0.0.1:{server.port}/0"
+            async with open_redis_cache(settings(url=url), lambda: 1e3) as cache:
+                await cache.set("k", stored)
+
+                found = await cache.get("k")
 
     assert stored == found
 

@@ -156,7 +156,7 @@ def _parse_url(url: str) -> dict[str, Any]:
         raise _url_error(shown, "it names no host")
 
     if parts.query or parts.fragment:
-        # coredis would read settings from the query, past these checks.
+        # A query (?ssl_cert_reqs=none...) would be silently ignored.
         raise _url_error(shown, "put settings in cache.options, not in the URL")
 
     return {
@@ -191,8 +191,9 @@ def _database(path: str, shown: str) -> int:
 
 
 def _unquoted(part: str | None) -> str | None:
-    # A password with "@" or ":" in it is written percent-encoded.
-    return None if part is None else urllib.parse.unquote(part)
+    # A password with "@" or ":" in it is written percent-encoded. An empty
+    # user (redis://:password@host) is Redis's "default" user.
+    return urllib.parse.unquote(part) if part else None
 
 
 def _url_error(shown: str, reason: str) -> ConfigError:
