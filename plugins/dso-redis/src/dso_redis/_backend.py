@@ -68,15 +68,16 @@ class RedisCache:
 
     Entries are judged by the time they carry, read from *clock*, so
     every process that shares the server agrees on them; Redis's own
-    expiry only frees the memory. A failure raises `RedisCacheError` at
-    once: the client does not wait for Redis to come back, and a later
+    expiry only frees the memory. A failure raises `RedisCacheError`: at
+    once when Redis is down or refuses, after the client's command timeout
+    when it does not answer. Nothing waits for Redis to come back; a later
     operation reconnects by itself.
 
     Use `open_redis_cache` to get one from configuration, or pass a
     client opened yourself (its ``decode_responses`` must be off).
 
     Args:
-        client: An entered coredis client.
+        client: An entered coredis client; the caller keeps ownership.
         clock: Tells the time entries expire by.
     """
 
