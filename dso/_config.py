@@ -36,7 +36,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
 from ._errors import ConfigError, ErrorCode
-from ._redaction import redact_url
+from ._redaction import REDACTED, redact_url
 
 
 class _FieldError(ValueError):
@@ -153,6 +153,19 @@ def _url_repr(url: str | None) -> str:
     return repr(url if url is None else redact_url(url))
 
 
+def _options_repr(options: dict[str, Any]) -> str:
+    return repr({name: _shown_option(name, value) for name, value in options.items()})
+
+
+def _shown_option(name: str, value: object) -> object:
+    # Options may hold a URL with a password (the redis backend's url) or
+    # a secret under its own name; neither may show.
+    if any(secret in name for secret in _SECRET_FIELDS):
+        return REDACTED
+
+    return redact_url(value) if isinstance(value, str) else value
+
+
 @attrs.frozen
 class ProviderSettings:
     """One provider's configuration section.
@@ -250,7 +263,7 @@ class CacheSettings:
     max_entries: int = attrs.field(default=10_000, validator=_positive)
     path: str | None = None
     timeout: float = attrs.field(default=2.0, validator=_positive)
-    options: dict[str, Any] = attrs.Factory(dict)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=_options_repr)
 
 
 @attrs.frozen
