@@ -27,6 +27,7 @@ from ._config import Config as Config
 from ._config import NamespaceSettings as NamespaceSettings
 from ._config import PluginSettings as PluginSettings
 from ._config import ProviderSettings as ProviderSettings
+from ._config import RetrySettings as RetrySettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
 from ._errors import ConfigError as ConfigError
@@ -41,6 +42,8 @@ from ._http import error_from_http as error_from_http
 from ._http import parse_retry_after as parse_retry_after
 from ._inflight import InflightCalls as InflightCalls
 from ._inflight import InflightStatistics as InflightStatistics
+from ._limits import LimitStatistics as LimitStatistics
+from ._limits import ProviderLimits as ProviderLimits
 from ._merge import ConcatDedupe as ConcatDedupe
 from ._merge import FieldPriority as FieldPriority
 from ._merge import Merge as Merge
@@ -52,6 +55,8 @@ from ._orchestrator import open_orchestrator as open_orchestrator
 from ._provider import BatchProvider as BatchProvider
 from ._provider import Provider as Provider
 from ._provider import ProviderContext as ProviderContext
+from ._quota import QuotaLimit as QuotaLimit
+from ._rate import RateLimit as RateLimit
 from ._results import Attempt as Attempt
 from ._results import BatchResult as BatchResult
 from ._results import BatchSummary as BatchSummary
@@ -82,6 +87,7 @@ __all__ = [
     "FieldPriority",
     "InflightCalls",
     "InflightStatistics",
+    "LimitStatistics",
     "Merge",
     "Namespace",
     "NamespaceSettings",
@@ -94,7 +100,11 @@ __all__ = [
     "ProviderContext",
     "ProviderError",
     "ProviderFactory",
+    "ProviderLimits",
     "ProviderSettings",
+    "QuotaLimit",
+    "RateLimit",
+    "RetrySettings",
     "TtlSettings",
     "WallClock",
     "check_response",
