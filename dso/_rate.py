@@ -9,6 +9,8 @@ from collections.abc import Callable
 import attrs
 
 
+_ROUNDING = 1e-9
+
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*([a-z]+?)s?\s*")
@@ -101,10 +103,12 @@ class TokenBucket:
     def try_take(self) -> bool:
         """Take a token if there is one; return whether there was."""
         self._refill()
-        if self._tokens < 1:
+        # Refilling for exactly `wait_time` seconds may fall short of a
+        # whole token by a rounding error; that must not refuse it.
+        if self._tokens < 1 - _ROUNDING:
             return False
 
-        self._tokens -= 1
+        self._tokens = max(0.0, self._tokens - 1)
         return True
 
     def wait_time(self) -> float:
