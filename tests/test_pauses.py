@@ -42,9 +42,7 @@ async def orchestrator(
             "plugins": {"autoload": False},
             # Fresh for no time at all: every fetch asks the provider.
             "namespaces": {"quotes": {"ttl": {"fresh": 0}}},
-            "providers": {
-                "http": {"base_url": replay.base_url("tiingo"), **settings}
-            },
+            "providers": {"http": {"base_url": replay.base_url("tiingo"), **settings}},
         }
     )
     with trio.fail_after(100_000):

@@ -119,7 +119,9 @@ async def test_a_burst_beyond_the_limit_goes_to_the_fallback(
     backup = FakeProvider("backup", dict.fromkeys(keys, 2))
     results: list[dso.FetchResult[Any]] = []
 
-    async with orchestrator(limited, backup, limited={"rate_limit": "5/minute"}) as orch:
+    settings = {"rate_limit": "5/minute"}
+
+    async with orchestrator(limited, backup, limited=settings) as orch:
 
         async def fetch(key: str) -> None:
             result = await orch.fetch_with_fallback(
@@ -133,9 +135,7 @@ async def test_a_burst_beyond_the_limit_goes_to_the_fallback(
 
     skipped = [r for r in results if r.attempts[0].skipped]
     assert (5, 15, 20) == (len(limited.calls), len(backup.calls), len(results))
-    assert {dso.ErrorCode.RATE_LIMITED_LOCALLY} == {
-        r.attempts[0].code for r in skipped
-    }
+    assert {dso.ErrorCode.RATE_LIMITED_LOCALLY} == {r.attempts[0].code for r in skipped}
     assert {"backup"} == {r.source for r in skipped}
     assert 0 == trio.current_time()
 
@@ -150,7 +150,9 @@ async def test_the_bucket_refills_at_the_configured_rate(
     async with orchestrator(limited, limited={"rate_limit": "5/minute"}) as orch:
         codes = []
         for key in keys:
-            result = await orch.fetch_with_fallback(key, ["limited"], namespace="quotes")
+            result = await orch.fetch_with_fallback(
+                key, ["limited"], namespace="quotes"
+            )
             codes.append(result.attempts[0].code)
         await trio.sleep(12)
         later = await orch.fetch_with_fallback("K5", ["limited"], namespace="quotes")

@@ -1,5 +1,6 @@
 """Retries: transient failures are tried again, with jitter, within the deadline."""
 
+import itertools
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,7 +56,7 @@ async def test_a_flaky_provider_is_retried_with_jittered_waits(
         result = await orch.fetch_with_fallback("A", ["flaky"], namespace="quotes")
 
     starts = [call.started_at for call in flaky.calls]
-    waits = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    waits = [later - earlier for earlier, later in itertools.pairwise(starts)]
     expected = [
         (dso.ErrorCode.UNAVAILABLE, 0),
         (dso.ErrorCode.TIMEOUT, 1),
