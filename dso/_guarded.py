@@ -21,7 +21,7 @@ from ._http import error_from_http
 from ._limits import ProviderLimits, Refusal
 from ._provider import BatchProvider, Provider, ProviderContext
 from ._results import Attempt
-from ._retry import with_retries
+from ._retry import retry, worth_retrying
 
 
 V = TypeVar("V")
@@ -179,14 +179,21 @@ class GuardedProvider:
         deadline: float | MovingDeadline,
         keys: int = 1,
     ) -> tuple[V | None, tuple[Attempt, ...]]:
-        async def try_once(retry: int) -> tuple[V | None, Attempt]:
+        value, first = await self._attempt(
+            call, namespace=namespace, deadline=deadline, keys=keys
+        )
+        if not worth_retrying(first, self.settings.retries):
+            return value, (first,)
+
+        async def try_again(number: int) -> tuple[V | None, Attempt]:
             value, attempt = await self._attempt(
                 call, namespace=namespace, deadline=deadline, keys=keys
             )
-            return value, attrs.evolve(attempt, retry=retry) if retry else attempt
+            return value, attrs.evolve(attempt, retry=number)
 
-        return await with_retries(
-            try_once,
+        return await retry(
+            first,
+            try_again,
             self.settings.retries,
             clock=trio.current_time,
             deadline=lambda: _now_due(deadline),

@@ -73,7 +73,7 @@ class Quota:
     def __init__(self, limit: QuotaLimit, *, wall: Callable[[], float]) -> None:
         self.limit = limit
         self._wall = wall
-        self._period = self._current_period()
+        self._ends = self._end_of_period()
         self._used = 0
 
     @property
@@ -98,12 +98,18 @@ class Quota:
         self._used += 1
 
     def _roll(self) -> None:
-        period = self._current_period()
-        if period != self._period:
-            self._period = period
+        if self._wall() >= self._ends:
+            self._ends = self._end_of_period()
             self._used = 0
 
-    def _current_period(self) -> tuple[int, int, int]:
+    def _end_of_period(self) -> float:
+        # Kept as a timestamp, so that each check is one comparison.
         today = dt.datetime.fromtimestamp(self._wall(), dt.UTC).date()
-        day = today.day if self.limit.period == "day" else 0
-        return (today.year, today.month, day)
+        if self.limit.period == "day":
+            ends = today + dt.timedelta(days=1)
+        elif today.month == 12:
+            ends = dt.date(today.year + 1, 1, 1)
+        else:
+            ends = dt.date(today.year, today.month + 1, 1)
+
+        return dt.datetime.combine(ends, dt.time(), dt.UTC).timestamp()

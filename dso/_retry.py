@@ -5,14 +5,16 @@ again: every other code says something a second try will not change, and
 skips by a breaker or a limit are decisions, not failures. A caller's
 cancellation is never caught here, so it is never retried.
 
-The first try runs without stamina, so that the common case, a first try
-that works, costs nothing extra. Its failure is then handed to stamina,
-which schedules the next tries. The wait before each one is "full
-jitter" (uniform between 0 and the exponential backoff, as AWS's
-architecture blog recommends, so that callers who failed together do not
-come back together); stamina's own jitter only adds to the backoff, so
-the wait is computed here and handed to stamina through its backoff hook.
-stamina sleeps with trio's clock and honours ``stamina.set_testing``.
+The first try runs without stamina (see `worth_retrying`), so that the
+common case, a first try that works, costs nothing extra. Its failure is
+then handed to stamina, which schedules the next tries.
+
+The wait before each retry is "full jitter" (uniform between 0 and the
+exponential backoff, as AWS's architecture blog recommends, so that
+callers who failed together do not come back together). stamina's own
+jitter only adds to the backoff, so the wait is computed here and handed
+to stamina through its backoff hook. stamina sleeps with trio's clock and
+honours ``stamina.set_testing``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ TRANSIENT = frozenset({ErrorCode.TIMEOUT, ErrorCode.UNAVAILABLE})
 """The codes that are worth another try."""
 
 TryOnce = Callable[[int], Awaitable[tuple[V | None, Attempt]]]
-"""Makes one try; takes the retry number (0 for the first try)."""
+"""Makes one try; takes the retry number (1 for the first retry)."""
 
 
 class _TryFailed(Exception):
@@ -74,30 +76,33 @@ class _FullJitter:
         return min(settings.wait_max, backoff)
 
 
-async def with_retries(
+def worth_retrying(attempt: Attempt, settings: RetrySettings) -> bool:
+    """Whether *attempt*'s failure calls for `retry`."""
+    return attempt.code in TRANSIENT and settings.enabled
+
+
+async def retry(
+    first: Attempt,
     try_once: TryOnce[V],
     settings: RetrySettings,
     *,
     clock: Callable[[], float],
     deadline: Callable[[], float],
 ) -> tuple[V | None, tuple[Attempt, ...]]:
-    """Make a try, and more while they fail transiently and time allows.
+    """Try again after a transient failure, while tries fail and time allows.
 
     Args:
-        try_once: Makes one try and says how it went.
+        first: The first try's attempt, which failed transiently.
+        try_once: Makes one more try and says how it went.
         settings: How many tries, and how long to wait between them.
         clock: Trio's clock.
         deadline: The call's deadline now (it may move later).
 
     Returns:
         The value of the try that worked (or ``None``) and every try's
-        attempt, each with its retry number.
+        attempt, the first included, each with its retry number.
     """
-    value, attempt = await try_once(0)
-    if attempt.code not in TRANSIENT or not settings.enabled:
-        return value, (attempt,)
-
-    made = [attempt]
+    made = [first]
     backoff = _FullJitter(settings, clock, deadline)
     retrying = stamina.retry_context(
         on=backoff, attempts=settings.attempts, timeout=None
@@ -106,8 +111,8 @@ async def with_retries(
         async for next_try in retrying:
             with next_try:
                 if next_try.num == 1:
-                    # The first try already ran, above.
-                    raise _TryFailed(attempt)
+                    # The first try already ran, before stamina was needed.
+                    raise _TryFailed(first)
 
                 value, attempt = await try_once(next_try.num - 1)
                 made.append(attempt)
