@@ -108,7 +108,7 @@ class ProviderLimits:
             left = self._paused_until - self._clock()
             return Refusal(
                 ErrorCode.PAUSED,
-                f"the provider asked for a pause; {left:.3g} s left",
+                f"the provider asked for a pause; {left:.1f} s left",
             )
 
         if self.quota is not None and self.quota.spent:

@@ -57,6 +57,9 @@ class QuotaLimit:
         return f"{self.calls}/{self.period}"
 
 
+# TODO: each orchestrator counts only its own calls; a quota that belongs
+# to an API account shared by many processes needs its count in shared
+# state (Redis, issue 5's backend), as design.md's "Beyond one machine" asks.
 class Quota:
     """Counts a provider's calls against its budget for the current period.
 
