@@ -1,5 +1,7 @@
 """Pauses: a provider's Retry-After holds it back for every caller."""
 
+import datetime as dt
+import email.utils
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -98,6 +100,20 @@ async def test_an_absurd_retry_after_is_capped(
         after = await fetch(orch)
 
     assert (3600, True) == (paused_for, after.ok)
+
+
+async def test_an_http_date_retry_after_pauses_until_that_time(
+    replay: ReplayServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Retry-After as an HTTP date pauses until then (wall time, to the second)."""
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=120)
+    replay.inject("tiingo", Fault.rate_limit(email.utils.format_datetime(when, True)))
+
+    async with orchestrator(replay) as orch:
+        await fetch(orch)
+        paused_for = orch.limits("http").statistics().paused_for
+
+    assert 118 <= paused_for <= 120
 
 
 async def test_max_pause_is_configurable(

@@ -3,7 +3,8 @@
 Each row is a quirk from the recordings' SOURCES.md, replayed over loopback
 and fetched the way an application would. None may crash, none may be
 cached as data, none is retried (they are not transient), and only the
-rate-limit ones pause their provider.
+rate-limit ones pause their provider. After-hours nulls are data with
+fields missing, and are cached as such.
 """
 
 from typing import Any
@@ -14,6 +15,7 @@ import trio.testing
 
 import dso
 from dso.testing import ReplayServer
+from dso_market import Quote
 
 
 KEY = "SECRET-KEY-123"
@@ -105,3 +107,24 @@ async def test_a_recorded_quirk_is_classified_and_never_cached(
     )
     assert expected == actual
     assert (code is dso.ErrorCode.RATE_LIMIT) == (paused_for > 0)
+
+
+async def test_after_hours_nulls_are_quotes_without_those_fields(
+    replay: ReplayServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Tiingo's after-close batch, nine fields null, gives quotes that are cached."""
+    config = config_for(replay, "tiingo", KEY)
+
+    with trio.fail_after(600):
+        async with dso.open_orchestrator(config) as orch:
+            fetched = await orch.batch_fetch(
+                ["MSFT", "AAPL"], "tiingo", namespace="quotes"
+            )
+            again = await orch.batch_fetch(
+                ["MSFT", "AAPL"], "tiingo", namespace="quotes"
+            )
+
+    prices = {key: item.data.price for key, item in fetched.items()}
+    assert {"MSFT": 499.7, "AAPL": 319.97} == prices
+    assert all(isinstance(item.data, Quote) for item in fetched.values())
+    assert (2, 1) == (again.summary.cached, len(replay.requests))
