@@ -83,7 +83,7 @@ class ProviderLimits:
         clock: Callable[[], float] = trio.current_time,
         wall: Callable[[], float],
     ) -> None:
-        self.bucket = None
+        self.bucket: TokenBucket | None = None
         if rate_limit is not None:
             self.bucket = TokenBucket(rate_limit, clock=clock)
 
