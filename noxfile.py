@@ -45,6 +45,8 @@ def thorough(session: nox.Session) -> None:
         "tests/test_codec.py",
         "tests/test_keys.py",
         "tests/test_merge_laws.py",
+        "tests/test_rate_limits.py",
+        "tests/test_retries.py",
         "--hypothesis-profile=thorough",
         *session.posargs,
     )
