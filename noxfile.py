@@ -46,6 +46,8 @@ def thorough(session: nox.Session) -> None:
         "tests/test_keys.py",
         "tests/test_merge_laws.py",
         "plugins/dso-redis/tests/test_envelope.py",
+        "tests/test_rate_limits.py",
+        "tests/test_retries.py",
         "--hypothesis-profile=thorough",
         *session.posargs,
     )

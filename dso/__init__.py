@@ -28,6 +28,7 @@ from ._config import HealthSettings as HealthSettings
 from ._config import NamespaceSettings as NamespaceSettings
 from ._config import PluginSettings as PluginSettings
 from ._config import ProviderSettings as ProviderSettings
+from ._config import RetrySettings as RetrySettings
 from ._config import TelemetrySettings as TelemetrySettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
@@ -64,6 +65,8 @@ from ._http import error_from_http as error_from_http
 from ._http import parse_retry_after as parse_retry_after
 from ._inflight import InflightCalls as InflightCalls
 from ._inflight import InflightStatistics as InflightStatistics
+from ._limits import LimitStatistics as LimitStatistics
+from ._limits import ProviderLimits as ProviderLimits
 from ._merge import ConcatDedupe as ConcatDedupe
 from ._merge import FieldPriority as FieldPriority
 from ._merge import Merge as Merge
@@ -75,6 +78,8 @@ from ._orchestrator import open_orchestrator as open_orchestrator
 from ._provider import BatchProvider as BatchProvider
 from ._provider import Provider as Provider
 from ._provider import ProviderContext as ProviderContext
+from ._quota import QuotaLimit as QuotaLimit
+from ._rate import RateLimit as RateLimit
 from ._redaction import RedactingFilter as RedactingFilter
 from ._redaction import redact_text as redact_text
 from ._redaction import redact_url as redact_url
@@ -129,6 +134,7 @@ __all__ = [
     "HealthStatus",
     "InflightCalls",
     "InflightStatistics",
+    "LimitStatistics",
     "Merge",
     "MergeFinished",
     "Namespace",
@@ -144,11 +150,15 @@ __all__ = [
     "ProviderError",
     "ProviderFactory",
     "ProviderHealth",
+    "ProviderLimits",
     "ProviderPaused",
     "ProviderSettings",
     "ProviderStats",
+    "QuotaLimit",
+    "RateLimit",
     "RedactingFilter",
     "RetryScheduled",
+    "RetrySettings",
     "Sink",
     "StaleServed",
     "Stats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import os
 import sys
 import tomllib
@@ -36,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``dso`` command line; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # stamina logs every retry it schedules, with no detail; the table
+    # lists each retry with its reason, so those lines are only noise here.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     console = Console(highlight=False)
     try:
         status: int = args.run(args, console)

@@ -41,6 +41,7 @@ from ._errors import ConfigError, OrchestratorClosed
 from ._guarded import GuardedProvider, run_health_check
 from ._health import Health, judge
 from ._inflight import InflightCalls, RunShared, SharedCall
+from ._limits import ProviderLimits
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
@@ -84,6 +85,8 @@ class OrchestratorStatistics:
         calls_in_flight: Shared provider calls running now.
         dedup_joins: Requests that joined a call already in flight.
         breakers: Each provider's breaker state.
+        quota_used: For each provider with a quota, the share of it used
+            in the current period (0 to 1).
     """
 
     cache_hits: int
@@ -94,6 +97,7 @@ class OrchestratorStatistics:
     calls_in_flight: int
     dedup_joins: int
     breakers: dict[str, BreakerState]
+    quota_used: dict[str, float] = attrs.Factory(dict)
 
 
 class _RunningCall:
@@ -408,6 +412,11 @@ class Orchestrator:
             calls_in_flight=inflight.calls,
             dedup_joins=inflight.joins,
             breakers={name: p.breaker.state for name, p in self._providers.items()},
+            quota_used={
+                name: p.limits.quota.fraction
+                for name, p in self._providers.items()
+                if p.limits.quota is not None
+            },
         )
 
     def stats(self) -> Stats:
@@ -477,6 +486,17 @@ class Orchestrator:
             LookupError: No provider has that name.
         """
         return self._guarded(provider).breaker
+
+    def limits(self, provider: str) -> ProviderLimits:
+        """Return the rate limit, quota and pause state of *provider*.
+
+        Read its `~ProviderLimits.statistics` for the quota used, the
+        tokens left and the time left of a pause the provider asked for.
+
+        Raises:
+            LookupError: No provider has that name.
+        """
+        return self._guarded(provider).limits
 
     def _guarded(self, name: str) -> GuardedProvider:
         # Providers that have a factory but no configuration section are

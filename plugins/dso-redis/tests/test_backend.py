@@ -22,6 +22,7 @@ from dso_redis import (
     _plugin,
     open_redis_cache,
 )
+from dso_redis._backend import _milliseconds_left
 from dso_redis._envelope import pack_entry
 from dso_redis.testing import RedisServer
 
@@ -360,14 +361,19 @@ async def test_set_many_stores_the_live_and_drops_the_expired(
 async def test_a_tiny_time_left_is_still_stored(
     kind: str, redis_server: RedisServer, clock: FakeWallClock
 ) -> None:
-    """Less than a millisecond left still stores (Redis's PX is rounded up)."""
+    """Less than a millisecond left stores without error (PX is rounded up)."""
+    tiny = entry(stored_at=clock.now, lifetime=0.0001)
+
     with trio.fail_after(DEADLINE):
         async with open_backend(kind, redis_server, clock) as backend:
-            await backend.set("k", entry(stored_at=clock.now, lifetime=0.0001))
+            await backend.set("k", tiny)
 
             found = await backend.get("k")
 
-    assert entry(stored_at=clock.now, lifetime=0.0001) == found
+    # Redis may expire the key in the millisecond it is given before the
+    # read; what must hold is that it was stored for at least that long.
+    assert found in (tiny, None) if kind == "redis" else tiny == found
+    assert 1 == _milliseconds_left(tiny, clock.now)
 
 
 async def test_a_nan_expiry_is_not_stored_nor_an_error(cache: RedisCache) -> None:
