@@ -430,6 +430,11 @@ class Orchestrator:
                 name: guarded.breaker.state.value
                 for name, guarded in self._providers.items()
             },
+            quotas={
+                name: guarded.limits.quota.fraction
+                for name, guarded in self._providers.items()
+                if guarded.limits.quota is not None
+            },
         )
 
     def health(self) -> Health:
