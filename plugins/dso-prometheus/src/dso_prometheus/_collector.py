@@ -108,7 +108,7 @@ def _namespace_metrics(stats: dso.Stats) -> Iterator[Metric]:
             "recent_hit_rate",
         ),
         (
-            "dso_stale_recent_ratio",
+            "dso_cache_recent_stale_ratio",
             "Share of stale values over the health window.",
             "recent_stale_share",
         ),
