@@ -1,4 +1,4 @@
-"""The ``dso`` command: fetch, list plugins, replay recorded responses."""
+"""The ``dso`` command: fetch, list plugins, replay, serve and show health."""
 
 from __future__ import annotations
 
@@ -6,30 +6,53 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import cattrs
+import httpx
 import trio
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
 from ._config import Config
 from ._errors import ConfigError, DsoError
+from ._events import (
+    AttemptFailed,
+    AttemptSucceeded,
+    BatchChunkFetched,
+    CacheHit,
+    Event,
+)
+from ._ops_server import serve_ops
+from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._plugins import Plugins, load_plugins
 from ._results import FetchResult
+
+
+if TYPE_CHECKING:
+    from .testing import ReplayServer
 
 
 CONFIG_ENV = "DSO_CONFIG"
 """Names the configuration file when ``--config`` is not given."""
 
 _DEFAULT_CONFIG = "dso.toml"
+
+REPLAY_URL_PLACEHOLDER = "${REPLAY_URL}"
+"""Stands for the replay server's URL in a config served with --demo-traffic."""
+
+PROGRESS_FROM = 20
+"""Batches of at least this many keys show a progress bar."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -140,7 +163,69 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--url-file", type=Path, help="also write the URL here")
     _add_config_option(replay)
     replay.set_defaults(run=_run_replay)
+    _add_ops_commands(commands)
     return parser
+
+
+def _add_ops_commands(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve /health, /stats, /metrics and a live dashboard",
+        description=(
+            "Open an orchestrator from the configuration and serve its "
+            "operator endpoints until interrupted: / (a live dashboard), "
+            "/health (JSON, 503 while failing), /stats (JSON) and /metrics "
+            "(Prometheus text, with dso-prometheus installed). With "
+            "--demo-traffic, a replay server of the installed plugins' "
+            f"recordings starts too, {REPLAY_URL_PLACEHOLDER} in the "
+            "configuration stands for its URL, and the keys of its [demo] "
+            'table (e.g. keys = {quotes = ["AAPL"]}) are fetched over and '
+            "over, with outages injected now and then, so that the "
+            "dashboard moves."
+        ),
+    )
+    _add_config_option(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (0: any free port)"
+    )
+    serve.add_argument(
+        "--refresh", type=float, default=2.0, help="dashboard refresh, in seconds"
+    )
+    serve.add_argument(
+        "--demo-traffic",
+        action="store_true",
+        help="replay recorded responses and fetch the [demo] keys continuously",
+    )
+    serve.add_argument(
+        "--fixtures",
+        type=Path,
+        help="with --demo-traffic: the recordings folder (default: as dso replay)",
+    )
+    serve.add_argument("--url-file", type=Path, help="also write the URL here")
+    serve.set_defaults(run=_run_serve)
+
+    for name, about, run in (
+        ("health", "print the overall status, providers and alerts", _run_health),
+        ("stats", "print hit rates, provider figures and latencies", _run_stats),
+    ):
+        command = commands.add_parser(
+            name,
+            help=about,
+            description=(
+                f"{about[0].upper()}{about[1:]}: of a running dso serve "
+                "(--url), or of an orchestrator opened from the configuration "
+                "(after running the providers' health checks with --check)."
+                + (" Exits 1 while failing." if name == "health" else "")
+            ),
+        )
+        _add_config_option(command)
+        source = command.add_mutually_exclusive_group()
+        source.add_argument("--url", help="a running dso serve (http://host:port)")
+        source.add_argument(
+            "--check", action="store_true", help="run the providers' health checks"
+        )
+        command.set_defaults(run=run)
 
 
 def _port(text: str) -> int:
@@ -166,27 +251,50 @@ def _load_cli_config(path: Path | None) -> Config:
     The command line keeps its cache in a SQLite file unless the file says
     otherwise, so that a second run is served from the first one's cache.
     """
+    path, data = _read_config_data(path)
+    return _config_from(path, data)
+
+
+def _config_path(path: Path | None) -> Path | None:
     if path is None and CONFIG_ENV in os.environ:
         path = Path(os.environ[CONFIG_ENV])
 
     if path is None:
         path = Path(_DEFAULT_CONFIG)
         if not path.exists():
-            return Config.from_dict(_with_cli_defaults({}))
+            return None
+
+    return path
+
+
+def _read_config_data(
+    path: Path | None, replacements: dict[str, str] | None = None
+) -> tuple[Path | None, dict[str, Any]]:
+    path = _config_path(path)
+    if path is None:
+        return None, {}
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+
+    for old, new in (replacements or {}).items():
+        text = text.replace(old, new)
+
+    try:
+        return path, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
+
+def _config_from(path: Path | None, data: dict[str, Any]) -> Config:
     try:
         return Config.from_dict(_with_cli_defaults(data))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
 def _with_cli_defaults(data: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +319,7 @@ def _run_fetch(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--report: no folder {args.report.parent}")
 
     config = _load_cli_config(args.config)
-    results, statistics = trio.run(_fetch, config, args)
+    results, statistics = trio.run(_fetch, config, args, console)
     summarize = _summarizer(load_plugins(config.plugins), args.namespace)
 
     console.print(_results_table(results, args.namespace, summarize))
@@ -223,12 +331,69 @@ def _run_fetch(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _fetch(
-    config: Config, args: argparse.Namespace
+    config: Config, args: argparse.Namespace, console: Console
 ) -> tuple[list[FetchResult[Any]], Any]:
     providers = args.providers.split(",") if args.providers else None
-    async with open_orchestrator(config) as orchestrator:
-        results = await _fetch_with(orchestrator, args, providers)
-        return results, orchestrator.statistics()
+    keys = len(dict.fromkeys(args.keys))
+    long_batch = args.batch and keys >= PROGRESS_FROM
+    with Progress(console=console, transient=True, disable=not long_batch) as progress:
+        sink = BatchProgress(progress, args.namespace, keys)
+        sinks = [sink] if long_batch else []
+        async with open_orchestrator(config, sinks=sinks) as orchestrator:
+            results = await _fetch_with(orchestrator, args, providers)
+            sink.finish()
+            return results, orchestrator.statistics()
+
+
+class BatchProgress:
+    """A telemetry sink that moves a progress bar as a batch's keys are done.
+
+    Keys count as done when a chunk returns (all its keys), when a key is
+    answered from the cache, or when a provider call for one key ends.
+
+    Args:
+        progress: The rich progress display.
+        namespace: The batch's namespace; other events are ignored.
+        total: Keys in the batch.
+    """
+
+    def __init__(self, progress: Progress, namespace: str, total: int) -> None:
+        self._progress = progress
+        self._namespace = namespace
+        self._total = total
+        self._task: TaskID = progress.add_task(f"fetching {namespace}", total=total)
+        self._done = 0
+        # Keys already counted one by one (bounded by the batch's size).
+        self._keys: set[str] = set()
+
+    @property
+    def done(self) -> int:
+        """Keys counted as done so far."""
+        return self._done
+
+    def __call__(self, event: Event) -> None:
+        """Advance the bar for one event (called in the sinks' thread)."""
+        if event.namespace != self._namespace:
+            return
+
+        if isinstance(event, BatchChunkFetched):
+            self._advance(event.keys)
+        elif (
+            isinstance(event, CacheHit | AttemptSucceeded | AttemptFailed)
+            and event.key is not None
+            and event.key not in self._keys
+        ):
+            self._keys.add(event.key)
+            self._advance(1)
+
+    def finish(self) -> None:
+        """Show every key as done (some are done without an event)."""
+        self._advance(self._total - self._done)
+
+    def _advance(self, keys: int) -> None:
+        keys = min(keys, self._total - self._done)
+        self._done += keys
+        self._progress.update(self._task, completed=self._done)
 
 
 async def _fetch_with(
@@ -432,6 +597,155 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
 
     trio.run(run)
     return 0
+
+
+def _run_serve(args: argparse.Namespace, console: Console) -> int:
+    if args.refresh <= 0:
+        raise ValueError(f"--refresh must be positive, not {args.refresh}")
+
+    if args.demo_traffic:
+        trio.run(_serve_demo, args, console)
+    else:
+        trio.run(_serve, _load_cli_config(args.config), args, console)
+
+    return 0
+
+
+async def _serve(
+    config: Config,
+    args: argparse.Namespace,
+    console: Console,
+    traffic: Callable[[Orchestrator], Awaitable[None]] | None = None,
+) -> None:
+    serve = partial(serve_ops, refresh_every=args.refresh)
+    async with (
+        open_orchestrator(config) as orchestrator,
+        trio.open_nursery() as nursery,
+    ):
+        url = await nursery.start(serve, orchestrator, args.host, args.port)
+        console.print(f"serving {url}: / /health /stats /metrics")
+        if args.url_file is not None:
+            args.url_file.write_text(url, encoding="utf-8")
+
+        if traffic is not None:
+            nursery.start_soon(traffic, orchestrator)
+
+
+async def _serve_demo(args: argparse.Namespace, console: Console) -> None:
+    from .testing import find_fixtures_dir, load_routes, open_replay_server
+
+    _, plain = _read_config_data(args.config)
+    plugins = load_plugins(_config_from(None, _without_demo(plain)).plugins)
+    routes = [route for path in plugins.replay_routes() for route in load_routes(path)]
+    if not routes:
+        raise ConfigError("--demo-traffic: no installed plugin has recordings")
+
+    fixtures = find_fixtures_dir(args.fixtures)
+    async with open_replay_server(routes, fixtures) as server:
+        path, data = _read_config_data(
+            args.config, {REPLAY_URL_PLACEHOLDER: server.url}
+        )
+        keys = _demo_keys(data.pop("demo", None))
+        config = _config_from(path, data)
+        console.print(f"replaying {len(routes)} recordings at {server.url}")
+        await _serve(config, args, console, partial(_demo_traffic, server, keys))
+
+
+def _without_demo(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in data.items() if name != "demo"}
+
+
+def _demo_keys(demo: object) -> dict[str, list[str]]:
+    keys = demo.get("keys") if isinstance(demo, dict) else None
+    if not isinstance(keys, dict) or not keys:
+        raise ConfigError(
+            "--demo-traffic: the configuration needs a [demo] table with "
+            'keys = {namespace = ["KEY", ...]}'
+        )
+
+    for namespace, names in keys.items():
+        if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
+            raise ConfigError(f"demo.keys.{namespace}: expected a list of strings")
+
+    return keys
+
+
+_OUTAGE_EVERY = 20
+"""Demo rounds from one outage to the next; each lasts half of that."""
+
+
+async def _demo_traffic(
+    server: ReplayServer, keys: dict[str, list[str]], orchestrator: Orchestrator
+) -> None:
+    from .testing import Fault
+
+    # A fixed seed: every demo run moves the same way.
+    chance = random.Random(7)
+    providers = sorted(orchestrator.config.providers)
+    for round_ in range(sys.maxsize):
+        if round_ % _OUTAGE_EVERY == 0:
+            server.clear_faults()
+        elif providers and round_ % _OUTAGE_EVERY == _OUTAGE_EVERY // 2:
+            server.inject(chance.choice(providers), Fault.status_code(503))
+
+        for namespace, names in keys.items():
+            key = chance.choice(names)
+            # Some refetching keeps the providers busy and the hit rate real.
+            if chance.random() < 0.3:
+                await orchestrator.invalidate(namespace, key)
+
+            await orchestrator.fetch_with_fallback(
+                key, namespace=namespace, allow_stale=True
+            )
+
+        await trio.sleep(0.5)
+
+
+def _run_health(args: argparse.Namespace, console: Console) -> int:
+    health = _read_view(args, "health")
+    console.print(health_view(health))
+    return 1 if health["status"] == "failing" else 0
+
+
+def _run_stats(args: argparse.Namespace, console: Console) -> int:
+    console.print(stats_view(_read_view(args, "stats")))
+    return 0
+
+
+def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:
+    if args.url is not None:
+        return _fetch_view(args.url, what)
+
+    return trio.run(_open_view, _load_cli_config(args.config), what, args.check)
+
+
+def _fetch_view(url: str, what: str) -> dict[str, Any]:
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/{what}", timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"--url {url}: {exc}") from None
+
+    # /health answers 503 while failing, with the verdict as usual.
+    if response.status_code not in (200, 503):
+        raise ConfigError(f"--url {url}: /{what} answered {response.status_code}")
+
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        raise ConfigError(f"--url {url}: /{what} did not answer JSON") from None
+
+    return data
+
+
+async def _open_view(config: Config, what: str, check: bool) -> dict[str, Any]:
+    async with open_orchestrator(config) as orchestrator:
+        if check:
+            await orchestrator.check_providers()
+
+        if what == "health":
+            return orchestrator.health().to_dict()
+
+        return orchestrator.stats().to_dict()
 
 
 if __name__ == "__main__":  # pragma: no cover
