@@ -36,12 +36,14 @@ h1 { font-size: 1.4em; margin: 0 0 .3em; }
 h2 { font-size: 1.1em; margin: 1.4em 0 .4em; }
 table { border-collapse: collapse; }
 th, td { padding: .25em .8em; border-bottom: 1px solid #ddd; text-align: right; }
+td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 .badge { padding: .1em .6em; border-radius: .8em; color: #fff; }
 .ok, .closed { background: #2a7d2e; }
 .degraded, .half_open, .disabled { background: #b27b00; }
 .failing, .open, .forced_open { background: #b3261e; }
 #alerts li { color: #b3261e; }
+#alerts li.muted { color: #777; }
 .muted { color: #777; }
 </style>
 </head>
