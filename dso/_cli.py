@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import random
@@ -602,6 +603,9 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
 def _run_serve(args: argparse.Namespace, console: Console) -> int:
     if args.refresh <= 0:
         raise ValueError(f"--refresh must be positive, not {args.refresh}")
+
+    if importlib.util.find_spec("hypercorn") is None:
+        raise ConfigError("dso serve needs hypercorn: pip install 'dso[serve]'")
 
     if args.demo_traffic:
         trio.run(_serve_demo, args, console)

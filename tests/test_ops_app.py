@@ -134,7 +134,8 @@ def test_dashboard_data_cannot_end_its_script() -> None:
     assert {"x": "</script><b>"} == json.loads(data)["stats"]
 
 
-async def test_refresh_interval_must_be_positive(
+# Async only because its orchestrator fixture is a trio one.
+async def test_refresh_interval_must_be_positive(  # noqa: ASYNC124
     orchestrator: dso.Orchestrator,
 ) -> None:
     """A refresh interval of zero is refused, naming the parameter."""

@@ -61,7 +61,8 @@ async def four_lookups(orch: dso.Orchestrator) -> None:
         await orch.fetch_with_fallback("AAPL", ["good"], namespace="quotes")
 
 
-async def open_breaker(orch: dso.Orchestrator) -> None:
+# A setup step like `four_lookups`, which needs to await.
+async def open_breaker(orch: dso.Orchestrator) -> None:  # noqa: ASYNC124
     """Force the only provider's breaker open: the orchestrator is failing."""
     orch.breaker("good").force_open()
 

@@ -85,7 +85,8 @@ async def test_counters_match_the_work_done(
     assert expected == {name: collected[name] for name in expected}
 
 
-async def test_breaker_state_and_health_are_one_hot(
+# Async only because its orchestrator fixture is a trio one.
+async def test_breaker_state_and_health_are_one_hot(  # noqa: ASYNC124
     orchestrator: dso.Orchestrator, reader: InMemoryMetricReader
 ) -> None:
     """A forced-open breaker and the resulting health show as 1, the rest as 0."""
