@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
+import itertools
 import json
 import os
 import random
@@ -686,7 +687,7 @@ async def _demo_traffic(
     # A fixed seed: every demo run moves the same way.
     chance = random.Random(7)
     providers = sorted(orchestrator.config.providers)
-    for round_ in range(sys.maxsize):
+    for round_ in itertools.count():
         if round_ % _OUTAGE_EVERY == 0:
             server.clear_faults()
         elif providers and round_ % _OUTAGE_EVERY == _OUTAGE_EVERY // 2:

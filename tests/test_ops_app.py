@@ -86,6 +86,17 @@ async def test_metrics_without_an_exporter_says_what_to_install(
     assert "dso-prometheus" in response.text
 
 
+async def test_head_answers_headers_without_a_body(
+    client: httpx.AsyncClient,
+) -> None:
+    """HEAD /stats has the GET's content type and length, and no body."""
+    got = await client.get("/stats")
+    head = await client.head("/stats")
+
+    assert (200, b"") == (head.status_code, head.content)
+    assert got.headers["content-type"] == head.headers["content-type"]
+
+
 async def test_unknown_paths_and_methods_are_refused(
     client: httpx.AsyncClient,
 ) -> None:

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import dso
 import dso_prometheus
-from dso.testing import FakeProvider
+from dso.testing import FakeBatchProvider, FakeProvider
 from dso_prometheus import _plugin
 
 
@@ -164,3 +164,38 @@ async def test_a_scrape_from_another_thread_reads_through_trio(
         text = await trio.to_thread.run_sync(generate_latest, registry)
 
     assert b'dso_cache_hits_total{namespace="quotes"} 2.0' in text
+
+
+async def test_batch_savings_are_counted() -> None:
+    """Six keys in chunks of two: three calls made, three saved."""
+    provider = FakeBatchProvider(
+        "bulk", {f"K{n}": float(n) for n in range(6)}, max_batch_size=2
+    )
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], plugins=[_plugin]
+    ) as orch:
+        await orch.batch_fetch([f"K{n}" for n in range(6)], "bulk", namespace="quotes")
+
+        samples = await scrape(orch)
+
+    counted = (
+        samples[sample("dso_batch_keys_total")],
+        samples[sample("dso_batch_calls_total")],
+        samples[sample("dso_batch_calls_saved_total")],
+    )
+    assert (6.0, 3.0, 3.0) == counted
+
+
+async def test_dedup_joins_are_counted(orchestrator: dso.Orchestrator) -> None:
+    """Three concurrent fetches of one key make one call and two joins."""
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(
+                lambda: orchestrator.fetch_with_fallback(
+                    "AAPL", ["good"], namespace="quotes"
+                )
+            )
+
+    samples = await scrape(orchestrator)
+
+    assert 2.0 == samples[sample("dso_dedup_joins_total")]
