@@ -628,9 +628,10 @@ async def _serve(
         trio.open_nursery() as nursery,
     ):
         url = await nursery.start(serve, orchestrator, args.host, args.port)
-        console.print(f"serving {url}: / /health /stats /metrics")
         if args.url_file is not None:
             args.url_file.write_text(url, encoding="utf-8")
+
+        console.print(f"serving {url}: / /health /stats /metrics")
 
         if traffic is not None:
             nursery.start_soon(traffic, orchestrator)

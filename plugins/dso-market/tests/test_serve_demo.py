@@ -27,7 +27,8 @@ async def test_demo_traffic_reaches_the_providers(tmp_path: Path) -> None:
             stats = await wait_for_calls(url_file.read_text())
         finally:
             process.kill()
-            await process.wait()
+            with trio.move_on_after(10, shield=True):
+                await process.wait()
 
     providers = ["benzinga", "newsapi", "tiingo", "yahoo"]
     assert providers == sorted(stats["providers"])
