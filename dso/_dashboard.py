@@ -20,8 +20,9 @@ def render_dashboard(
         {"stats": stats, "health": health, "refresh_ms": int(refresh_every * 1000)},
         default=str,
     )
-    # Inside <script>, only "</" can end the element early.
-    return _PAGE.replace("__INITIAL__", initial.replace("</", "<\\/"))
+    # No "<" at all inside the script element: neither "</script" nor
+    # "<!--" can change how the HTML parser reads it. JSON keeps the meaning.
+    return _PAGE.replace("__INITIAL__", initial.replace("<", "\\u003c"))
 
 
 _PAGE = """<!doctype html>

@@ -74,16 +74,14 @@ class ThreadSafeSource:
         return self._in_trio(self._source.health)
 
     def _in_trio(self, read: Callable[[], _T]) -> _T:
-        if _in_trio_thread():
+        if _current_token() is self._token:
             return read()
 
         return trio.from_thread.run_sync(read, trio_token=self._token)
 
 
-def _in_trio_thread() -> bool:
+def _current_token() -> trio.lowlevel.TrioToken | None:
     try:
-        trio.lowlevel.current_trio_token()
+        return trio.lowlevel.current_trio_token()
     except RuntimeError:
-        return False
-
-    return True
+        return None
