@@ -5,44 +5,33 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import importlib.util
-import itertools
 import json
 import os
-import random
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import cattrs
 import httpx
 import trio
 from rich.console import Console
-from rich.progress import Progress, TaskID
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
 from ._config import Config
+from ._demo_traffic import demo_keys, demo_traffic
 from ._errors import ConfigError, DsoError
-from ._events import (
-    AttemptFailed,
-    AttemptSucceeded,
-    BatchChunkFetched,
-    CacheHit,
-    Event,
-)
 from ._ops_server import serve_ops
 from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._plugins import Plugins, load_plugins
+from ._progress import BatchProgress
 from ._results import FetchResult
-
-
-if TYPE_CHECKING:
-    from .testing import ReplayServer
 
 
 CONFIG_ENV = "DSO_CONFIG"
@@ -169,7 +158,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_ops_commands(commands: Any) -> None:
+def _add_ops_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
     serve = commands.add_parser(
         "serve",
         help="serve /health, /stats, /metrics and a live dashboard",
@@ -345,57 +336,6 @@ async def _fetch(
             results = await _fetch_with(orchestrator, args, providers)
             sink.finish()
             return results, orchestrator.statistics()
-
-
-class BatchProgress:
-    """A telemetry sink that moves a progress bar as a batch's keys are done.
-
-    Keys count as done when a chunk returns (all its keys), when a key is
-    answered from the cache, or when a provider call for one key ends.
-
-    Args:
-        progress: The rich progress display.
-        namespace: The batch's namespace; other events are ignored.
-        total: Keys in the batch.
-    """
-
-    def __init__(self, progress: Progress, namespace: str, total: int) -> None:
-        self._progress = progress
-        self._namespace = namespace
-        self._total = total
-        self._task: TaskID = progress.add_task(f"fetching {namespace}", total=total)
-        self._done = 0
-        # Keys already counted one by one (bounded by the batch's size).
-        self._keys: set[str] = set()
-
-    @property
-    def done(self) -> int:
-        """Keys counted as done so far."""
-        return self._done
-
-    def __call__(self, event: Event) -> None:
-        """Advance the bar for one event (called in the sinks' thread)."""
-        if event.namespace != self._namespace:
-            return
-
-        if isinstance(event, BatchChunkFetched):
-            self._advance(event.keys)
-        elif (
-            isinstance(event, CacheHit | AttemptSucceeded | AttemptFailed)
-            and event.key is not None
-            and event.key not in self._keys
-        ):
-            self._keys.add(event.key)
-            self._advance(1)
-
-    def finish(self) -> None:
-        """Show every key as done (some are done without an event)."""
-        self._advance(self._total - self._done)
-
-    def _advance(self, keys: int) -> None:
-        keys = min(keys, self._total - self._done)
-        self._done += keys
-        self._progress.update(self._task, completed=self._done)
 
 
 async def _fetch_with(
@@ -608,12 +548,24 @@ def _run_serve(args: argparse.Namespace, console: Console) -> int:
     if importlib.util.find_spec("hypercorn") is None:
         raise ConfigError("dso serve needs hypercorn: pip install 'dso[serve]'")
 
-    if args.demo_traffic:
-        trio.run(_serve_demo, args, console)
-    else:
-        trio.run(_serve, _load_cli_config(args.config), args, console)
+    try:
+        if args.demo_traffic:
+            trio.run(_serve_demo, args, console)
+        else:
+            trio.run(_serve, _load_cli_config(args.config), args, console)
+    except BaseExceptionGroup as group:
+        raise _alone(group) from None
 
     return 0
+
+
+def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Return the one error nurseries wrapped in groups, or the group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+
+    return error
 
 
 async def _serve(
@@ -651,60 +603,14 @@ async def _serve_demo(args: argparse.Namespace, console: Console) -> None:
         path, data = _read_config_data(
             args.config, {REPLAY_URL_PLACEHOLDER: server.url}
         )
-        keys = _demo_keys(data.pop("demo", None))
+        keys = demo_keys(data.pop("demo", None))
         config = _config_from(path, data)
         console.print(f"replaying {len(routes)} recordings at {server.url}")
-        await _serve(config, args, console, partial(_demo_traffic, server, keys))
+        await _serve(config, args, console, partial(demo_traffic, server, keys))
 
 
 def _without_demo(data: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in data.items() if name != "demo"}
-
-
-def _demo_keys(demo: object) -> dict[str, list[str]]:
-    keys = demo.get("keys") if isinstance(demo, dict) else None
-    if not isinstance(keys, dict) or not keys:
-        raise ConfigError(
-            "--demo-traffic: the configuration needs a [demo] table with "
-            'keys = {namespace = ["KEY", ...]}'
-        )
-
-    for namespace, names in keys.items():
-        if not isinstance(names, list) or not all(isinstance(k, str) for k in names):
-            raise ConfigError(f"demo.keys.{namespace}: expected a list of strings")
-
-    return keys
-
-
-_OUTAGE_EVERY = 20
-"""Demo rounds from one outage to the next; each lasts half of that."""
-
-
-async def _demo_traffic(
-    server: ReplayServer, keys: dict[str, list[str]], orchestrator: Orchestrator
-) -> None:
-    from .testing import Fault
-
-    # A fixed seed: every demo run moves the same way.
-    chance = random.Random(7)
-    providers = sorted(orchestrator.config.providers)
-    for round_ in itertools.count():
-        if round_ % _OUTAGE_EVERY == 0:
-            server.clear_faults()
-        elif providers and round_ % _OUTAGE_EVERY == _OUTAGE_EVERY // 2:
-            server.inject(chance.choice(providers), Fault.status_code(503))
-
-        for namespace, names in keys.items():
-            key = chance.choice(names)
-            # Some refetching keeps the providers busy and the hit rate real.
-            if chance.random() < 0.3:
-                await orchestrator.invalidate(namespace, key)
-
-            await orchestrator.fetch_with_fallback(
-                key, namespace=namespace, allow_stale=True
-            )
-
-        await trio.sleep(0.5)
 
 
 def _run_health(args: argparse.Namespace, console: Console) -> int:

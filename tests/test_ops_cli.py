@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 import dso
-from dso._cli import BatchProgress, main
+from dso._cli import main
+from dso._progress import BatchProgress
 from dso.testing import FakeProvider
 
 
