@@ -11,16 +11,25 @@ nox.options.sessions = ["lint", "typecheck", "tests", "demo"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-PLUGINS = ["plugins/dso-market", "plugins/dso-redis"]
+PLUGINS = [
+    "plugins/dso-market",
+    "plugins/dso-otel",
+    "plugins/dso-prometheus",
+    "plugins/dso-redis",
+]
 LINTED = ["dso", "plugins", "tests", "benchmarks", "noxfile.py"]
 
 
 def install_project(session: nox.Session, *extras: str) -> None:
-    """Install dso (with *extras*) and the first-party plugins, editable."""
+    """Install dso (with *extras*) and the first-party plugins, editable.
+
+    With the ``test`` extra, each plugin's own ``test`` extra comes too
+    (dso-otel's tests need the OpenTelemetry SDK, its code only the API).
+    """
     core = "." if not extras else f".[{','.join(extras)}]"
     session.install("-e", core)
     for plugin in PLUGINS:
-        session.install("-e", plugin)
+        session.install("-e", f"{plugin}[test]" if "test" in extras else plugin)
 
 
 @nox.session
@@ -67,7 +76,7 @@ def lint(session: nox.Session) -> None:
         "flake8",
         "--select=ASYNC1,ASYNC2,ASYNC3,ASYNC4",
         "--extend-ignore=ASYNC109,ASYNC127",
-        "--startable-in-context-manager=serve_replay",
+        "--startable-in-context-manager=serve_replay,serve_ops",
         "dso",
         "plugins",
         "tests",

@@ -54,6 +54,10 @@ from ._events import MergeFinished as MergeFinished
 from ._events import ProviderPaused as ProviderPaused
 from ._events import RetryScheduled as RetryScheduled
 from ._events import StaleServed as StaleServed
+from ._exporter import Exposition as Exposition
+from ._exporter import MetricsExporter as MetricsExporter
+from ._exporter import StatsSource as StatsSource
+from ._exporter import ThreadSafeSource as ThreadSafeSource
 from ._health import Alert as Alert
 from ._health import Health as Health
 from ._health import HealthStatus as HealthStatus
@@ -71,6 +75,9 @@ from ._merge import ConcatDedupe as ConcatDedupe
 from ._merge import FieldPriority as FieldPriority
 from ._merge import Merge as Merge
 from ._namespace import Namespace as Namespace
+from ._ops_app import OpsApp as OpsApp
+from ._ops_app import ops_app as ops_app
+from ._ops_server import serve_ops as serve_ops
 from ._orchestrator import USE_DEFAULT as USE_DEFAULT
 from ._orchestrator import Orchestrator as Orchestrator
 from ._orchestrator import OrchestratorStatistics as OrchestratorStatistics
@@ -126,6 +133,7 @@ __all__ = [
     "DsoError",
     "ErrorCode",
     "Event",
+    "Exposition",
     "FetchFinished",
     "FetchResult",
     "FieldPriority",
@@ -137,9 +145,11 @@ __all__ = [
     "LimitStatistics",
     "Merge",
     "MergeFinished",
+    "MetricsExporter",
     "Namespace",
     "NamespaceSettings",
     "NamespaceStats",
+    "OpsApp",
     "Orchestrator",
     "OrchestratorClosed",
     "OrchestratorStatistics",
@@ -162,7 +172,9 @@ __all__ = [
     "Sink",
     "StaleServed",
     "Stats",
+    "StatsSource",
     "TelemetrySettings",
+    "ThreadSafeSource",
     "TtlSettings",
     "WallClock",
     "check_response",
@@ -170,7 +182,9 @@ __all__ = [
     "hookimpl",
     "load_config",
     "open_orchestrator",
+    "ops_app",
     "parse_retry_after",
     "redact_text",
     "redact_url",
+    "serve_ops",
 ]
