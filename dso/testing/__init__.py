@@ -8,8 +8,14 @@ sockets, and misbehaves on demand::
     async with open_replay_server(routes, find_fixtures_dir()) as server:
         server.inject("tiingo", Fault.status_code(503))
         ...  # point the tiingo provider at server.base_url("tiingo")
+
+`ProviderConformance` is the conformance kit: a provider package
+subclasses it in a test module and gets a ready suite of rules.
 """
 
+from ._conformance import DEFAULT_STATUS_CODES as DEFAULT_STATUS_CODES
+from ._conformance import SECRET as SECRET
+from ._conformance import ProviderConformance as ProviderConformance
 from ._fake import Delay as Delay
 from ._fake import FakeBatchProvider as FakeBatchProvider
 from ._fake import FakeCall as FakeCall
@@ -27,12 +33,15 @@ from ._routes import load_routes as load_routes
 
 
 __all__ = [
+    "DEFAULT_STATUS_CODES",
+    "SECRET",
     "Delay",
     "FakeBatchProvider",
     "FakeCall",
     "FakeProvider",
     "Fault",
     "Hang",
+    "ProviderConformance",
     "ReplayRequest",
     "ReplayServer",
     "ReplayStatistics",
