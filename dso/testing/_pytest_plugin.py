@@ -45,32 +45,42 @@ def pytest_pycollect_makeitem(
         check_declaration(obj)
 
 
-@pytest.hookimpl(trylast=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark a rule of the kit as a trio test of the kit, or skip it.
+
+    This runs before ``-m`` and ``-k`` select tests, so that they can
+    select by the kit's marker. In ``trio_mode`` pytest-trio marks the rule
+    again, which changes nothing.
+    """
+    if not _is_rule(item):
+        return
+
+    item.add_marker(MARKER)
+    # Without pytest-trio the marker is unknown; the collection stops below.
+    if item.config.pluginmanager.has_plugin("trio"):
+        item.add_marker(pytest.mark.trio)
+
+    reason = _skip_reason(item)
+    if reason is not None:
+        item.add_marker(pytest.mark.skip(reason=reason))
+
+
 def pytest_collection_modifyitems(
     config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Mark the kit's rules as trio tests of the kit.
+    """Refuse to run the kit's rules without pytest-trio.
 
     Raises:
         pytest.UsageError: Rules were collected but pytest-trio, which runs
             them, is not active.
     """
-    rules = [item for item in items if _is_rule(item)]
-    if rules and not config.pluginmanager.has_plugin("trio"):
+    if any(_is_rule(item) for item in items) and not config.pluginmanager.has_plugin(
+        "trio"
+    ):
         raise pytest.UsageError(
             "dso's conformance kit needs pytest-trio to run its rules: "
             "pip install pytest-trio (and do not disable it with -p no:trio)"
         )
-
-    for item in rules:
-        item.add_marker(MARKER)
-        reason = _skip_reason(item)
-        if reason is not None:
-            item.add_marker(pytest.mark.skip(reason=reason))
-
-        # trio_mode marks async tests itself, before this hook runs.
-        if item.get_closest_marker("trio") is None:
-            item.add_marker(pytest.mark.trio)
 
 
 def _skip_reason(item: pytest.Item) -> str | None:
