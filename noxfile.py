@@ -11,7 +11,7 @@ nox.options.sessions = ["lint", "typecheck", "tests", "demo"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-PLUGINS = ["plugins/dso-market"]
+PLUGINS = ["plugins/dso-market", "plugins/dso-example"]
 LINTED = ["dso", "plugins", "tests", "benchmarks", "noxfile.py"]
 
 
