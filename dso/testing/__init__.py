@@ -13,8 +13,6 @@ sockets, and misbehaves on demand::
 subclasses it in a test module and gets a ready suite of rules.
 """
 
-from ._conformance import DEFAULT_STATUS_CODES as DEFAULT_STATUS_CODES
-from ._conformance import SECRET as SECRET
 from ._conformance import ProviderConformance as ProviderConformance
 from ._fake import Delay as Delay
 from ._fake import FakeBatchProvider as FakeBatchProvider
@@ -33,8 +31,6 @@ from ._routes import load_routes as load_routes
 
 
 __all__ = [
-    "DEFAULT_STATUS_CODES",
-    "SECRET",
     "Delay",
     "FakeBatchProvider",
     "FakeCall",

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import pytest
 
 
-SECRET = "dso-conformance-SECRET-4f1c9a"
+API_KEY = "dso-conformance-SECRET-4f1c9a"
 """The API key every rule configures; it must never be shown anywhere."""
 
 DEFAULT_STATUS_CODES: Mapping[int, ErrorCode] = types.MappingProxyType(
@@ -112,7 +112,11 @@ class ProviderConformance:
         needs_api_key: Whether the provider refuses to call without a key;
             if so, a call without one must be AUTH and reach no server.
         value_type: The type every value must have.
-        status_codes: The code each injected HTTP status must become.
+        status_codes: The code each injected HTTP status must become;
+            extend the default with ``{**ProviderConformance.status_codes,
+            403: ErrorCode.RATE_LIMIT}`` for an API whose statuses differ.
+        api_key: The API key the provider is configured with; no error,
+            repr or log record may show it.
     """
 
     factory: ClassVar[Callable[[ProviderSettings], Provider]]
@@ -128,6 +132,7 @@ class ProviderConformance:
     needs_api_key: ClassVar[bool] = False
     value_type: ClassVar[type | None] = None
     status_codes: ClassVar[Mapping[int, ErrorCode]] = DEFAULT_STATUS_CODES
+    api_key: ClassVar[str] = API_KEY
 
     def make_provider(self, settings: ProviderSettings) -> Provider:
         """Return the provider under test, built from *settings*."""
@@ -323,14 +328,14 @@ class ProviderConformance:
             for record in caplog.records
             if not record.name.startswith(_CLIENT_LOGGERS)
         ]
-        leaks = [text for text in shown if SECRET in text]
+        leaks = [text for text in shown if self.api_key in text]
         _require(not leaks, f"the API key shows ({scenario}): {_excerpts(leaks)}")
 
     async def test_missing_api_key_is_auth_without_a_call(
         self, autojump_clock: Any
     ) -> None:
         """Without a key, a provider that needs one is AUTH and calls no one."""
-        async with self._open_bench(api_key=None) as bench:
+        async with self._open_bench(with_key=False) as bench:
             error = await bench.fetch_error(self.good_keys[0])
             sent = bench.server.statistics().requests_served
 
@@ -393,14 +398,12 @@ class ProviderConformance:
 
     # Helpers of the rules.
 
-    def _settings(
-        self, base_url: str, api_key: str | None = SECRET
-    ) -> ProviderSettings:
+    def _settings(self, base_url: str, *, with_key: bool = True) -> ProviderSettings:
         return ProviderSettings(
             name=self.provider_name,
             type=self.replay_provider,
             base_url=base_url,
-            api_key=api_key,
+            api_key=self.api_key if with_key else None,
             options=dict(self.options),
         )
 
@@ -434,7 +437,7 @@ class ProviderConformance:
         self,
         *,
         base_url: str | None = None,
-        api_key: str | None = SECRET,
+        with_key: bool = True,
         timeout: float | None = None,
     ) -> AsyncIterator[_Bench]:
         fixtures = find_fixtures_dir(self.fixtures_dir)
@@ -445,7 +448,7 @@ class ProviderConformance:
             httpx.AsyncClient(timeout=timeout) as http,
         ):
             url = base_url or server.base_url(self.replay_provider)
-            settings = self._settings(url, api_key)
+            settings = self._settings(url, with_key=with_key)
             provider = self.make_provider(settings)
             ctx = ProviderContext(http, settings, self.namespace)
             # The caller's block runs inside this scope, after the yield.
