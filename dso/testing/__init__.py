@@ -11,6 +11,10 @@ sockets, and misbehaves on demand::
 
 `ProviderConformance` is the conformance kit: a provider package
 subclasses it in a test module and gets a ready suite of rules.
+
+PYTEST_DONT_REWRITE: dso ships a pytest plugin, so pytest rewrites the
+asserts of dso's modules, adding names of its own to each; this module
+has no asserts, and its names stay the ones it exports.
 """
 
 from ._conformance import ProviderConformance as ProviderConformance

@@ -231,7 +231,9 @@ class ProviderConformance:
 
     # Answers.
 
-    async def test_good_keys_are_fetched(self, autojump_clock: Any) -> None:
+    async def test_good_keys_are_fetched(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """Every good key gets a value, which belongs to that key."""
         async with self._open_bench() as bench:
             values = {key: await bench.fetch(key) for key in self.good_keys}
@@ -239,7 +241,9 @@ class ProviderConformance:
         for key, value in values.items():
             self._require_value_for(key, value, "fetch")
 
-    async def test_missing_key_is_not_found(self, autojump_clock: Any) -> None:
+    async def test_missing_key_is_not_found(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A key the API does not know is NOT_FOUND, not a value or a crash."""
         async with self._open_bench() as bench:
             error = await bench.fetch_error(self.missing_key)
@@ -249,7 +253,7 @@ class ProviderConformance:
     # HTTP errors and transport failures.
 
     async def test_status_maps_to_code(
-        self, autojump_clock: Any, status: int, code: ErrorCode
+        self, autojump_clock: trio.testing.MockClock, status: int, code: ErrorCode
     ) -> None:
         """Each HTTP error status becomes the code it means."""
         async with self._open_bench() as bench:
@@ -258,7 +262,9 @@ class ProviderConformance:
 
         _require_code(code, error, f"an HTTP {status} answer")
 
-    async def test_retry_after_is_kept(self, autojump_clock: Any) -> None:
+    async def test_retry_after_is_kept(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A 429 with ``Retry-After: 30`` is RATE_LIMIT with ``retry_after=30``."""
         async with self._open_bench() as bench:
             bench.server.inject(self.replay_provider, Fault.rate_limit("30"))
@@ -271,7 +277,9 @@ class ProviderConformance:
             f"got {error.retry_after!r}",
         )
 
-    async def test_refused_connection_is_unavailable(self, autojump_clock: Any) -> None:
+    async def test_refused_connection_is_unavailable(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A refused connection is UNAVAILABLE."""
         base_url = f"{await _refusing_url()}/{self.replay_provider}"
         async with self._open_bench(base_url=base_url) as bench:
@@ -279,7 +287,9 @@ class ProviderConformance:
 
         _require_code(ErrorCode.UNAVAILABLE, error, "a refused connection")
 
-    async def test_dropped_connection_is_unavailable(self, autojump_clock: Any) -> None:
+    async def test_dropped_connection_is_unavailable(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A connection closed without an answer is UNAVAILABLE."""
         async with self._open_bench() as bench:
             bench.server.inject(self.replay_provider, Fault.drop())
@@ -287,7 +297,9 @@ class ProviderConformance:
 
         _require_code(ErrorCode.UNAVAILABLE, error, "a dropped connection")
 
-    async def test_client_timeout_is_timeout(self, autojump_clock: Any) -> None:
+    async def test_client_timeout_is_timeout(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A server that never answers is TIMEOUT once the HTTP client gives up."""
         async with self._open_bench(timeout=CLIENT_TIMEOUT) as bench:
             bench.server.inject(self.replay_provider, Fault.hang())
@@ -298,7 +310,7 @@ class ProviderConformance:
     # Cancellation.
 
     async def test_cancellation_is_not_swallowed(
-        self, autojump_clock: Any, cancel_by: str
+        self, autojump_clock: trio.testing.MockClock, cancel_by: str
     ) -> None:
         """A call cancelled by its deadline or its caller raises Cancelled."""
         async with self._open_bench() as bench:
@@ -314,7 +326,10 @@ class ProviderConformance:
     # Secrets.
 
     async def test_secret_stays_out_of_errors_and_logs(
-        self, autojump_clock: Any, caplog: pytest.LogCaptureFixture, scenario: str
+        self,
+        autojump_clock: trio.testing.MockClock,
+        caplog: pytest.LogCaptureFixture,
+        scenario: str,
     ) -> None:
         """The API key is in no error, cause, repr or log record."""
         caplog.set_level(logging.DEBUG)
@@ -332,7 +347,7 @@ class ProviderConformance:
         _require(not leaks, f"the API key shows ({scenario}): {_excerpts(leaks)}")
 
     async def test_missing_api_key_is_auth_without_a_call(
-        self, autojump_clock: Any
+        self, autojump_clock: trio.testing.MockClock
     ) -> None:
         """Without a key, a provider that needs one is AUTH and calls no one."""
         async with self._open_bench(with_key=False) as bench:
@@ -344,7 +359,9 @@ class ProviderConformance:
 
     # Batches.
 
-    async def test_batch_is_matched_by_key(self, autojump_clock: Any) -> None:
+    async def test_batch_is_matched_by_key(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A batch's values are matched by key, whatever the order asked."""
         keys = self._batch_keys()
         async with self._open_bench() as bench:
@@ -358,7 +375,9 @@ class ProviderConformance:
             f"values are matched by position, not by key",
         )
 
-    async def test_batch_ignores_duplicate_keys(self, autojump_clock: Any) -> None:
+    async def test_batch_ignores_duplicate_keys(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A batch with a key asked twice answers as if asked once."""
         keys = self._batch_keys()
         twice = [*keys, keys[0]]
@@ -372,7 +391,9 @@ class ProviderConformance:
             f"{sorted(doubled)} instead of {sorted(once)}",
         )
 
-    async def test_batch_leaves_out_missing_keys(self, autojump_clock: Any) -> None:
+    async def test_batch_leaves_out_missing_keys(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
         """A key the API does not know is absent from the batch, not an error."""
         keys = [*self._batch_keys(), self.missing_key]
         async with self._open_bench() as bench:
@@ -386,7 +407,7 @@ class ProviderConformance:
         self._require_batch(keys[:-1], found)
 
     async def test_batch_failure_fails_the_whole_call(
-        self, autojump_clock: Any
+        self, autojump_clock: trio.testing.MockClock
     ) -> None:
         """A batch the API refuses raises, rather than answering nothing."""
         keys = self._batch_keys()
