@@ -203,7 +203,7 @@ class TimeoutAsUnavailable(GoodPrices):
 
 
 class SwallowsCancelled(GoodPrices):
-    """Turns its cancellation into a TIMEOUT error."""
+    """Turns its cancellation into a TIMEOUT error, even its caller's."""
 
     async def fetch(self, key: str, ctx: ProviderContext) -> Any:
         try:
@@ -212,6 +212,19 @@ class SwallowsCancelled(GoodPrices):
             # The very mistake the kit must catch.
             raise ProviderError(  # noqa: B904, ASYNC104
                 ErrorCode.TIMEOUT, "cancelled", provider=self.name
+            )
+
+
+class CancelledAsUnavailable(GoodPrices):
+    """Turns its cancellation into an UNAVAILABLE error."""
+
+    async def fetch(self, key: str, ctx: ProviderContext) -> Any:
+        try:
+            return await super().fetch(key, ctx)
+        except trio.Cancelled:
+            # The very mistake the kit must catch.
+            raise ProviderError(  # noqa: B904, ASYNC104
+                ErrorCode.UNAVAILABLE, "cancelled", provider=self.name
             )
 
 
