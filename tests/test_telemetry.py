@@ -146,9 +146,7 @@ async def test_stats_count_dedup_joins_and_batch_savings(
     )
 
 
-async def test_sinks_receive_typed_events_in_order(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def test_sinks_receive_typed_events_in_order() -> None:
     """A sink sees a miss, the attempt, and the finished fetch, then a hit."""
     received: list[dso.Event] = []
     provider = FakeProvider("p", {"A": 1})
@@ -172,7 +170,7 @@ async def test_sinks_receive_typed_events_in_order(
 
 @pytest.mark.parametrize(("mode", "shown"), [("hash", "hashed"), ("omit", None)])
 async def test_keys_can_be_hashed_or_left_out_of_events(
-    autojump_clock: trio.testing.MockClock, mode: str, shown: str | None
+    mode: str, shown: str | None
 ) -> None:
     """With telemetry.keys = hash or omit, no event carries the key itself."""
     received: list[dso.Event] = []
@@ -195,7 +193,7 @@ async def test_keys_can_be_hashed_or_left_out_of_events(
 
 
 async def test_a_failing_sink_is_counted_and_logged_once(
-    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A sink that raises breaks no fetch, is logged once and counted."""
 
@@ -497,7 +495,11 @@ async def test_no_secret_reaches_the_logs(
 
 
 async def wait_for_events(received: list[dso.Event], count: int) -> None:
-    """Wait until the sinks' worker thread has delivered *count* events."""
+    """Wait until the sinks' worker thread has delivered *count* events.
+
+    Tests that wait on the worker thread run on the real clock: the
+    autojump clock would jump past their deadlines while the thread works.
+    """
     with trio.fail_after(10):
         # The list fills in a worker thread, which cannot set a trio.Event
         # without a token; polling is simplest.
@@ -505,9 +507,7 @@ async def wait_for_events(received: list[dso.Event], count: int) -> None:
             await trio.sleep(0.01)
 
 
-async def test_plugins_receive_events_through_the_dso_event_hook(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def test_plugins_receive_events_through_the_dso_event_hook() -> None:
     """A plugin implementing dso_event is a sink."""
     received: list[dso.Event] = []
 
