@@ -21,6 +21,7 @@ from ._results import (
     BatchResult,
     BatchSummary,
     FetchResult,
+    not_found_from_cache,
 )
 from ._typed_cache import CachedValue, TypedCache
 
@@ -114,15 +115,41 @@ class BatchRun:
     async def store(self) -> None:
         """Write every value the primary delivered to the cache, at once.
 
-        Keys invalidated while the batch ran are left out: their values
+        With the namespace's ``negative_ttl`` set, keys that every
+        provider asked answered NOT_FOUND are remembered as such. Keys
+        invalidated while the batch ran are left out: their answers
         belong to the state before the invalidation.
         """
         values = {
             key: value
             for key, value in self._fetched.items()
-            if not (key in self._claims and self._claims[key].superseded)
+            if not self._superseded(key)
         }
         await self._cache.write_many(self._space, values)
+
+        remember_for = self._space.settings.negative_ttl
+        if remember_for:
+            unknown = [key for key in self._keys if self._nobody_knows(key)]
+            await self._cache.write_not_found(self._space, unknown, remember_for)
+
+    def _superseded(self, key: str) -> bool:
+        return key in self._claims and self._claims[key].superseded
+
+    def _nobody_knows(self, key: str) -> bool:
+        if self._is_fresh_in_cache(key) or self._superseded(key):
+            return False
+
+        # A key another call fetched was remembered by that call.
+        rescued = self._rescued.get(key)
+        attempts = [
+            *self._attempts.get(key, ()),
+            *(rescued.attempts if rescued is not None else ()),
+        ]
+        return (
+            key not in self._joined
+            and bool(attempts)
+            and all(attempt.code is ErrorCode.NOT_FOUND for attempt in attempts)
+        )
 
     def result(self, allow_stale: bool, *, timed_out: bool) -> BatchResult[Any]:
         """Return the per-key results and the summary of what was done.
@@ -264,6 +291,9 @@ class BatchRun:
     def _result_for(self, key: str, allow_stale: bool) -> FetchResult[Any]:
         name = self._space.name
         cached = self._cached.get(key)
+        if cached is not None and cached.not_found:
+            return not_found_from_cache(key, name, cached.age)
+
         if cached is not None and cached.fresh:
             return FetchResult(
                 key,
@@ -325,7 +355,9 @@ class BatchRun:
         values = results.values()
         successful = sum(1 for result in values if result.ok)
         stale = sum(1 for result in values if result.stale)
-        cached = sum(1 for result in values if result.cached and not result.stale)
+        cached = sum(
+            1 for result in values if result.ok and result.cached and not result.stale
+        )
         return BatchSummary(
             total=len(results),
             successful=successful,

@@ -30,15 +30,23 @@ from ._cache import CacheBackend, CacheBackendFactory, WallClock
 from ._chain import run_all, run_hedged, run_in_order
 from ._clock import TrioWallClock
 from ._codec import Codec
-from ._config import Config
+from ._config import TIERED, CacheSettings, Config
 from ._errors import ConfigError, OrchestratorClosed
 from ._guarded import GuardedProvider
+from ._guarded_cache import CacheBackendStatistics
 from ._inflight import InflightCalls, RunShared, SharedCall
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
 from ._provider import Provider
-from ._results import CACHE_SOURCE, DEADLINE_PASSED, BatchResult, FetchResult
+from ._results import (
+    CACHE_SOURCE,
+    DEADLINE_PASSED,
+    BatchResult,
+    FetchResult,
+    not_found_from_cache,
+)
+from ._tiered import open_tiered_cache
 from ._ttl import TtlTable
 from ._typed_cache import CachedValue, TypedCache
 
@@ -68,6 +76,11 @@ class OrchestratorStatistics:
         calls_in_flight: Shared provider calls running now.
         dedup_joins: Requests that joined a call already in flight.
         breakers: Each provider's breaker state.
+        cache_not_found_hits: Keys answered NOT_FOUND from the cache
+            (``negative_ttl``), without a provider call.
+        cache_backends: Each cache backend's breaker state and failures,
+            by label: the backend's name, or ``l1:<name>`` and
+            ``l2:<name>`` for the tiers of a tiered cache.
     """
 
     cache_hits: int
@@ -78,6 +91,8 @@ class OrchestratorStatistics:
     calls_in_flight: int
     dedup_joins: int
     breakers: dict[str, BreakerState]
+    cache_not_found_hits: int = 0
+    cache_backends: dict[str, CacheBackendStatistics] = attrs.Factory(dict)
 
 
 class _RunningCall:
@@ -357,10 +372,14 @@ class Orchestrator:
         return result
 
     async def invalidate(self, namespace: str, key: str) -> None:
-        """Remove the cached value of *key* in *namespace*.
+        """Remove the cached value of *key* in *namespace*, from every tier.
 
-        Unlike reads and writes, a failure here is not ignored: a value
-        that should be gone might still be served.
+        A remembered NOT_FOUND goes too. Unlike reads and writes, a
+        failure here is not ignored: a value that should be gone might
+        still be served.
+
+        Raises:
+            CacheError: A backend (or a tier) failed to delete the entry.
         """
         _check_key(key)
         space = self._namespace(namespace)
@@ -372,22 +391,37 @@ class Orchestrator:
             lambda call: isinstance(call, tuple) and call[:2] == (space.name, key)
         )
         with self._call():
-            await self._cache.backend.delete(self._cache.key_for(space, key))
+            await self._cache.delete(space, key)
 
     def statistics(self) -> OrchestratorStatistics:
         """Return counters since the orchestrator opened."""
         counters = self._cache.counters
         inflight = self._inflight.statistics()
+        backends = self._cache.statistics()
         return OrchestratorStatistics(
             cache_hits=counters.hits,
             cache_misses=counters.misses,
             stale_served=self._stale_served,
-            cache_errors=counters.errors,
+            cache_errors=sum(backend.errors for backend in backends.values()),
             provider_calls={name: p.calls for name, p in self._providers.items()},
             calls_in_flight=inflight.calls,
             dedup_joins=inflight.joins,
             breakers={name: p.breaker.state for name, p in self._providers.items()},
+            cache_not_found_hits=counters.not_found_hits,
+            cache_backends=backends,
         )
+
+    def cache_breaker(self, label: str) -> CircuitBreaker:
+        """Return the circuit breaker in front of a cache backend.
+
+        Args:
+            label: The backend's label in `statistics`' ``cache_backends``
+                (``"memory"``, ``"l2:sqlite"``...).
+
+        Raises:
+            LookupError: No cache backend has that label.
+        """
+        return self._cache.guard(label).breaker
 
     def breaker(self, provider: str) -> CircuitBreaker:
         """Return the circuit breaker of *provider*.
@@ -636,7 +670,7 @@ async def open_orchestrator(
         backend = cache
         if backend is None:
             backend = await stack.enter_async_context(
-                _open_backend(config, loaded, clock)
+                _open_backend(config.cache, loaded, clock, "cache")
             )
 
         typed_cache = TypedCache(
@@ -646,6 +680,7 @@ async def open_orchestrator(
             clock,
             config.cache.prefix,
             config.cache.timeout,
+            config.cache.breaker,
         )
         guarded = _guard_all(config, loaded, providers, http)
         async with open_background_nursery() as nursery:
@@ -667,6 +702,9 @@ async def open_orchestrator(
 def _from_cache(
     key: str, space: BoundNamespace, cached: CachedValue, *, stale: bool = False
 ) -> FetchResult[Any]:
+    if cached.not_found:
+        return not_found_from_cache(key, space.name, cached.age)
+
     return FetchResult(
         key,
         space.name,
@@ -756,18 +794,47 @@ def _open_http(config: Config) -> httpx.AsyncClient:
 
 
 def _open_backend(
-    config: Config, plugins: Plugins, clock: WallClock
+    settings: CacheSettings, plugins: Plugins, clock: WallClock, path: str
 ) -> AbstractAsyncContextManager[CacheBackend]:
+    if settings.backend == TIERED:
+        # The tiers are looked up like any backend, so a plugin's can be L2.
+        def open_tier(
+            tier: CacheSettings, tier_path: str
+        ) -> AbstractAsyncContextManager[CacheBackend]:
+            return _open_backend(tier, plugins, clock, tier_path)
+
+        return open_tiered_cache(settings, clock, open_tier)
+
     backends = plugins.cache_backends()
-    offered = backends.get(config.cache.backend)
+    offered = backends.get(settings.backend)
     if offered is None:
-        known = ", ".join(sorted(backends))
+        known = ", ".join(sorted([*backends, TIERED]))
         raise ConfigError(
-            f"cache.backend: unknown backend {config.cache.backend!r}; known: {known}"
+            f"{path}.backend: unknown backend {settings.backend!r}; known: {known}"
         )
 
     factory: CacheBackendFactory = offered.item
-    return factory(config.cache, clock)
+    opened = factory(settings, clock)
+    return opened if path == "cache" else _errors_under(opened, path)
+
+
+@asynccontextmanager
+async def _errors_under(
+    opened: AbstractAsyncContextManager[CacheBackend], path: str
+) -> AsyncIterator[CacheBackend]:
+    # Factories name their fields from "cache."; a tier's live under its
+    # own path ("cache.l2.path"), and that is what the user must fix.
+    entered = False
+    try:
+        async with opened as backend:
+            entered = True
+            yield backend
+    except ConfigError as exc:
+        message = str(exc)
+        if entered or not message.startswith("cache."):
+            raise
+
+        raise ConfigError(f"{path}.{message.removeprefix('cache.')}") from None
 
 
 def _guard_all(

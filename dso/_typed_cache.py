@@ -3,22 +3,26 @@
 A backend stores bytes under strings. This layer turns namespaced keys into
 escaped cache keys, values into bytes through the codec, judges freshness
 from the TTL table for the caller's tier, and treats a failing backend like
-a failed provider: a read that fails is a miss, a write that fails is
-skipped, and the fetch goes on.
+a failed provider: behind a `GuardedBackend`, a read that fails is a miss,
+a write that fails is skipped, and the fetch goes on.
+
+It also remembers answers of NOT_FOUND, when a namespace asks for it, as
+entries whose payload is a marker no value can encode to: a msgpack
+extension type, which the codec never writes and refuses to read.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
-import trio
 
 from ._cache import CacheBackend, CacheEntry, WallClock
 from ._codec import Codec, CodecError
+from ._config import BreakerSettings
+from ._guarded_cache import CacheBackendStatistics, GuardedBackend
 from ._keys import cache_key
 from ._namespace import BoundNamespace
 from ._ttl import TtlTable
@@ -26,7 +30,9 @@ from ._ttl import TtlTable
 
 logger = logging.getLogger("dso")
 
-R = TypeVar("R")
+NOT_FOUND_PAYLOAD = b"\xc7\x00\x4e"
+"""What a remembered NOT_FOUND stores: an empty msgpack extension of type
+78 ("N"), which no value encodes to."""
 
 
 @attrs.frozen
@@ -38,12 +44,15 @@ class CachedValue:
         age: Seconds since it was stored.
         fresh: Whether it is fresh for the tier that asked.
         expired_for: Seconds since it stopped being fresh (0 if fresh).
+        not_found: The entry remembers that every provider answered
+            NOT_FOUND; *value* is ``None`` and means nothing.
     """
 
     value: Any
     age: float
     fresh: bool
     expired_for: float = 0.0
+    not_found: bool = False
 
 
 @attrs.define
@@ -53,14 +62,18 @@ class CacheCounters:
     hits: int = 0
     stale_hits: int = 0
     misses: int = 0
+    not_found_hits: int = 0
     writes: int = 0
-    errors: int = 0
     undecodable: int = 0
     unencodable: int = 0
 
 
 class TypedCache:
     """Reads and writes namespaced, typed values through one backend.
+
+    A backend that guards its own parts (the tiered one: it has a
+    ``guards()`` method) is used as it is; any other is put behind a
+    `GuardedBackend`.
 
     Args:
         backend: Where the bytes live.
@@ -69,6 +82,7 @@ class TypedCache:
         clock: Wall-clock time, advancing with trio's clock.
         prefix: The first part of every cache key.
         timeout: Seconds one backend operation may take.
+        breaker: When to stop asking a failing backend, and for how long.
     """
 
     def __init__(
@@ -79,6 +93,7 @@ class TypedCache:
         clock: WallClock,
         prefix: str,
         timeout: float = 2.0,
+        breaker: BreakerSettings | None = None,
     ) -> None:
         self.backend = backend
         self.counters = CacheCounters()
@@ -86,8 +101,24 @@ class TypedCache:
         self._ttl = ttl
         self._clock = clock
         self._prefix = prefix
-        self._timeout = timeout
-        self._in_process = bool(getattr(backend, "in_process", False))
+        self._store, self._guards = _guarded(backend, timeout, breaker)
+
+    def statistics(self) -> dict[str, CacheBackendStatistics]:
+        """Return each guarded backend's breaker state and failures, by label."""
+        return {label: guard.statistics() for label, guard in self._guards.items()}
+
+    def guard(self, label: str) -> GuardedBackend:
+        """Return the guard of the backend *label* names (see `statistics`).
+
+        Raises:
+            LookupError: No backend has that label.
+        """
+        found = self._guards.get(label)
+        if found is None:
+            known = ", ".join(sorted(self._guards))
+            raise LookupError(f"unknown cache backend {label!r}; known: {known}")
+
+        return found
 
     def check_tier(self, tier: str | None) -> None:
         """Raise `ValueError` unless *tier* is ``None`` or a configured tier."""
@@ -104,7 +135,7 @@ class TypedCache:
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
         backend_key = self.key_for(namespace, key)
-        entry = await self._read(lambda: self.backend.get(backend_key), None)
+        entry = await self._store.get(backend_key)
         found: dict[str, CachedValue] = {}
         if entry is not None:
             found = self._servable(
@@ -122,10 +153,7 @@ class TypedCache:
             return {}
 
         backend_keys = {self.key_for(namespace, key): key for key in keys}
-        nothing: dict[str, CacheEntry] = {}
-        entries = await self._read(
-            lambda: self.backend.get_many(list(backend_keys)), nothing
-        )
+        entries = await self._store.get_many(list(backend_keys))
         found = self._servable(namespace, entries, backend_keys, tier)
         self._count_reads(found, len(keys))
         return found
@@ -163,53 +191,57 @@ class TypedCache:
         *,
         partial: bool = False,
     ) -> None:
-        """Store several values in one round trip."""
-        now = self._clock()
-        expires_at = now + self._ttl.lifetime_for(namespace.name)
+        """Store several values in one round trip.
+
+        Nothing is stored when the namespace's lifetime (fresh and stale
+        windows) is 0.
+        """
+        lifetime = self._ttl.lifetime_for(namespace.name)
+        if lifetime <= 0:
+            return
+
         entries = {}
         for key, value in values.items():
             payload = self._encode(namespace, key, value)
             if payload is not None:
-                entry = CacheEntry(payload, now, expires_at, partial)
-                entries[self.key_for(namespace, key)] = entry
+                entries[key] = payload
 
-        if not entries:
+        await self._put(namespace, entries, lifetime, partial)
+
+    async def write_not_found(
+        self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
+    ) -> None:
+        """Remember for *seconds* that every provider said NOT_FOUND for *keys*."""
+        if seconds > 0 and keys:
+            payloads = dict.fromkeys(keys, NOT_FOUND_PAYLOAD)
+            await self._put(namespace, payloads, seconds, partial=False)
+
+    async def delete(self, namespace: BoundNamespace, key: str) -> None:
+        """Remove *key*'s entry from every tier of the backend.
+
+        Raises:
+            CacheError: The backend failed to; the entry may still be there.
+        """
+        await self._store.delete(self.key_for(namespace, key))
+
+    async def _put(
+        self,
+        namespace: BoundNamespace,
+        payloads: Mapping[str, bytes],
+        lifetime: float,
+        partial: bool,
+    ) -> None:
+        if not payloads:
             return
 
-        with trio.move_on_after(self._timeout) as scope:
-            try:
-                await self.backend.set_many(entries)
-            except Exception:
-                self._backend_failed("write")
-                return
-
-        if scope.cancelled_caught:
-            self._backend_failed("write in time")
-            return
-
+        now = self._clock()
+        expires_at = now + lifetime
+        entries = {
+            self.key_for(namespace, key): CacheEntry(payload, now, expires_at, partial)
+            for key, payload in payloads.items()
+        }
+        await self._store.set_many(entries)
         self.counters.writes += len(entries)
-
-    async def _read(self, operation: Callable[[], Awaitable[R]], missing: R) -> R:
-        if self._in_process:
-            # A backend in this process answers at once or not at all: no
-            # timeout scope to pay for on every read.
-            try:
-                return await operation()
-            except Exception:
-                self._backend_failed("read")
-                return missing
-
-        with trio.move_on_after(self._timeout) as scope:
-            try:
-                return await operation()
-            except Exception:
-                self._backend_failed("read")
-                return missing
-
-        if scope.cancelled_caught:
-            self._backend_failed("read in time")
-
-        return missing
 
     def _decode(
         self,
@@ -219,6 +251,9 @@ class TypedCache:
         tier: str | None,
         now: float,
     ) -> CachedValue | None:
+        if entry.payload == NOT_FOUND_PAYLOAD:
+            return CachedValue(None, entry.age(now), fresh=True, not_found=True)
+
         try:
             value = self._codec.decode(entry.payload, namespace.value_type)
         except CodecError as exc:
@@ -250,18 +285,43 @@ class TypedCache:
             return None
 
     def _count_reads(self, found: Mapping[str, CachedValue], asked: int) -> None:
-        fresh = sum(1 for cached in found.values() if cached.fresh)
-        self.counters.hits += fresh
-        self.counters.stale_hits += len(found) - fresh
-        self.counters.misses += asked - fresh
+        counters = self.counters
+        if asked == 1 and len(found) == 1:
+            # The hit path, without building generators.
+            (cached,) = found.values()
+            if cached.not_found:
+                counters.not_found_hits += 1
+            elif cached.fresh:
+                counters.hits += 1
+            else:
+                counters.stale_hits += 1
+                counters.misses += 1
+            return
 
-    def _backend_failed(self, operation: str) -> None:
-        self.counters.errors += 1
-        # TODO: a backend that keeps failing is still asked every time and
-        # logged every time; issue 5 puts a breaker in front of it.
-        logger.warning(
-            "cache backend %s failed to %s; going on without it",
-            self.backend.name,
-            operation,
-            exc_info=sys.exc_info()[0] is not None,
-        )
+        fresh = not_found = 0
+        for cached in found.values():
+            if cached.not_found:
+                not_found += 1
+            elif cached.fresh:
+                fresh += 1
+
+        counters.hits += fresh
+        counters.not_found_hits += not_found
+        counters.stale_hits += len(found) - fresh - not_found
+        counters.misses += asked - fresh - not_found
+
+
+def _guarded(
+    backend: CacheBackend, timeout: float, breaker: BreakerSettings | None
+) -> tuple[CacheBackend, dict[str, GuardedBackend]]:
+    guards = getattr(backend, "guards", None)
+    if callable(guards):
+        return backend, dict(guards())
+
+    guarded = GuardedBackend(
+        backend,
+        label=backend.name,
+        timeout=timeout,
+        breaker=BreakerSettings() if breaker is None else breaker,
+    )
+    return guarded, {backend.name: guarded}
