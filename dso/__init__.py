@@ -29,11 +29,13 @@ from ._config import PluginSettings as PluginSettings
 from ._config import ProviderSettings as ProviderSettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
+from ._errors import CacheError as CacheError
 from ._errors import ConfigError as ConfigError
 from ._errors import DsoError as DsoError
 from ._errors import ErrorCode as ErrorCode
 from ._errors import OrchestratorClosed as OrchestratorClosed
 from ._errors import ProviderError as ProviderError
+from ._guarded_cache import CacheBackendStatistics as CacheBackendStatistics
 from ._hooks import ProviderFactory as ProviderFactory
 from ._hooks import hookimpl as hookimpl
 from ._http import check_response as check_response
@@ -70,7 +72,9 @@ __all__ = [
     "BreakerTransition",
     "CacheBackend",
     "CacheBackendFactory",
+    "CacheBackendStatistics",
     "CacheEntry",
+    "CacheError",
     "CacheSettings",
     "CircuitBreaker",
     "ConcatDedupe",

@@ -8,6 +8,9 @@ sockets, and misbehaves on demand::
     async with open_replay_server(routes, find_fixtures_dir()) as server:
         server.inject("tiingo", Fault.status_code(503))
         ...  # point the tiingo provider at server.base_url("tiingo")
+
+`CacheBackendSuite`, the strategies run against one cache backend, needs
+pytest; it is imported only when asked for.
 """
 
 from ._fake import Delay as Delay
@@ -27,6 +30,7 @@ from ._routes import load_routes as load_routes
 
 
 __all__ = [
+    "CacheBackendSuite",
     "Delay",
     "FakeBatchProvider",
     "FakeCall",
@@ -42,3 +46,17 @@ __all__ = [
     "open_replay_server",
     "serve_replay",
 ]
+
+
+_LAZY = ("CacheBackendSuite",)
+
+
+def __getattr__(name: str) -> object:
+    # Lazily, so that using the fakes or the replay server (as the demo
+    # does) does not need pytest installed.
+    if name == "CacheBackendSuite":
+        from ._cache_suite import CacheBackendSuite
+
+        return CacheBackendSuite
+
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
