@@ -18,6 +18,7 @@ from ._fake import FakeBatchProvider as FakeBatchProvider
 from ._fake import FakeCall as FakeCall
 from ._fake import FakeProvider as FakeProvider
 from ._fake import Hang as Hang
+from ._fake_cache import FakeCacheBackend as FakeCacheBackend
 from ._faults import Fault as Fault
 from ._fixtures import find_fixtures_dir as find_fixtures_dir
 from ._replay import ReplayRequest as ReplayRequest
@@ -33,6 +34,7 @@ __all__ = [
     "CacheBackendSuite",
     "Delay",
     "FakeBatchProvider",
+    "FakeCacheBackend",
     "FakeCall",
     "FakeProvider",
     "Fault",
