@@ -91,7 +91,26 @@ class GuardedBackend:
 
     async def get(self, key: str) -> CacheEntry | None:
         """Return the entry under *key*; ``None`` also when the backend fails."""
-        return await self._run("read", lambda: self.backend.get(key), None)
+        if not self.in_process:
+            return await self._run("read", lambda: self.backend.get(key), None)
+
+        # The hit path of an in-process backend: no closure, no scope.
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            self._skipped += 1
+            return None
+
+        try:
+            entry = await self.backend.get(key)
+        except Exception:
+            self._failed(permit, "read")
+            return None
+        except BaseException:
+            self.breaker.release(permit)
+            raise
+
+        self.breaker.record_success(permit)
+        return entry
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         """Return the entries found under *keys*; none when the backend fails."""

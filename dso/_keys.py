@@ -75,6 +75,9 @@ def parse_cache_key(text: str) -> CacheKeyParts:
 
 
 def _escape(part: str) -> str:
+    if "%" not in part and ":" not in part:
+        return part
+
     return part.replace("%", _ESCAPES["%"]).replace(":", _ESCAPES[":"])
 
 

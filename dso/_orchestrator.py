@@ -535,8 +535,13 @@ class Orchestrator:
         revalidate = _seconds(
             "revalidate_within", revalidate_within, space.settings.revalidate_within
         )
-        with self._call():
+        if self._cache.in_process:
+            # Nothing for closing to cancel: the read ends at once.
+            self._check_open()
             cached = await self._cache.read(space, key, tier)
+        else:
+            with self._call():
+                cached = await self._cache.read(space, key, tier)
 
         if cached is not None and cached.fresh:
             return _from_cache(key, space, cached)

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ._cache import CacheBackend, CacheEntry, WallClock
-from ._codec import Codec, CodecError
+from ._codec import Codec, CodecError, is_immutable
 from ._config import BreakerSettings
 from ._guarded_cache import CacheBackendStatistics, GuardedBackend
 from ._keys import cache_key
@@ -102,6 +102,8 @@ class TypedCache:
         self._clock = clock
         self._prefix = prefix
         self._store, self._guards = _guarded(backend, timeout, breaker)
+        self.in_process = bool(getattr(self._store, "in_process", False))
+        """Whether a read is answered in this process, never over a network."""
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
         """Return each guarded backend's breaker state and failures, by label."""
@@ -200,21 +202,31 @@ class TypedCache:
         if lifetime <= 0:
             return
 
+        now = self._clock()
         entries = {}
         for key, value in values.items():
             payload = self._encode(namespace, key, value)
             if payload is not None:
-                entries[key] = payload
+                entry = CacheEntry(payload, now, now + lifetime, partial)
+                if is_immutable(value):
+                    # A memory backend keeps it, and its hits skip the codec.
+                    decoded = (namespace.value_type, value)
+                    entry = attrs.evolve(entry, decoded=decoded)
 
-        await self._put(namespace, entries, lifetime, partial)
+                entries[self.key_for(namespace, key)] = entry
+
+        await self._put(entries)
 
     async def write_not_found(
         self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
     ) -> None:
         """Remember for *seconds* that every provider said NOT_FOUND for *keys*."""
-        if seconds > 0 and keys:
-            payloads = dict.fromkeys(keys, NOT_FOUND_PAYLOAD)
-            await self._put(namespace, payloads, seconds, partial=False)
+        if seconds <= 0 or not keys:
+            return
+
+        now = self._clock()
+        entry = CacheEntry(NOT_FOUND_PAYLOAD, now, now + seconds)
+        await self._put({self.key_for(namespace, key): entry for key in keys})
 
     async def delete(self, namespace: BoundNamespace, key: str) -> None:
         """Remove *key*'s entry from every tier of the backend.
@@ -224,24 +236,10 @@ class TypedCache:
         """
         await self._store.delete(self.key_for(namespace, key))
 
-    async def _put(
-        self,
-        namespace: BoundNamespace,
-        payloads: Mapping[str, bytes],
-        lifetime: float,
-        partial: bool,
-    ) -> None:
-        if not payloads:
-            return
-
-        now = self._clock()
-        expires_at = now + lifetime
-        entries = {
-            self.key_for(namespace, key): CacheEntry(payload, now, expires_at, partial)
-            for key, payload in payloads.items()
-        }
-        await self._store.set_many(entries)
-        self.counters.writes += len(entries)
+    async def _put(self, entries: Mapping[str, CacheEntry]) -> None:
+        if entries:
+            await self._store.set_many(entries)
+            self.counters.writes += len(entries)
 
     def _decode(
         self,
@@ -251,16 +249,21 @@ class TypedCache:
         tier: str | None,
         now: float,
     ) -> CachedValue | None:
-        if entry.payload == NOT_FOUND_PAYLOAD:
+        decoded = entry.decoded
+        if decoded is not None and decoded[0] is namespace.value_type:
+            value = decoded[1]
+        elif entry.payload == NOT_FOUND_PAYLOAD:
             return CachedValue(None, entry.age(now), fresh=True, not_found=True)
-
-        try:
-            value = self._codec.decode(entry.payload, namespace.value_type)
-        except CodecError as exc:
-            # A junk or outdated entry is a miss; the next write replaces it.
-            self.counters.undecodable += 1
-            logger.warning("undecodable cache entry in %s: %s", namespace.name, exc)
-            return None
+        else:
+            try:
+                value = self._codec.decode(entry.payload, namespace.value_type)
+            except CodecError as exc:
+                # A junk or outdated entry is a miss; the next write replaces it.
+                self.counters.undecodable += 1
+                logger.warning(
+                    "undecodable cache entry in %s: %s", namespace.name, exc
+                )
+                return None
 
         age = entry.age(now)
         fresh_for = self._ttl.fresh_for(namespace.name, tier, partial=entry.partial)
