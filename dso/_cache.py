@@ -46,9 +46,7 @@ class CacheEntry:
     stored_at: float
     expires_at: float
     partial: bool = False
-    decoded: tuple[Any, object] | None = attrs.field(
-        default=None, eq=False, repr=False
-    )
+    decoded: tuple[Any, object] | None = attrs.field(default=None, eq=False, repr=False)
 
     def age(self, now: float) -> float:
         """Return the entry's age in seconds at *now* (never negative)."""

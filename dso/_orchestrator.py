@@ -54,6 +54,9 @@ from ._typed_cache import CachedValue, TypedCache
 logger = logging.getLogger("dso")
 
 
+_MAX_REMEMBERED_CHAINS = 256
+
+
 class _UseDefault(enum.Enum):
     USE_DEFAULT = enum.auto()
 
@@ -159,6 +162,7 @@ class Orchestrator:
             nursery, finish_abandoned=config.finish_abandoned_calls
         )
         self._factories = plugins.provider_factories()
+        self._chains: dict[tuple[object, ...], tuple[GuardedProvider, ...]] = {}
         self._stale_served = 0
         self._closed = False
         self._running: set[trio.CancelScope] = set()
@@ -212,7 +216,15 @@ class Orchestrator:
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
-        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
+        settings = space.settings
+        hedge = _seconds("hedge_after", hedge_after, settings.hedge_after)
+        revalidate = _seconds(
+            "revalidate_within", revalidate_within, settings.revalidate_within
+        )
+        cached = await self._read(space, key, tier)
+        if cached is not None and cached.fresh:
+            return _from_cache(key, space, cached)
+
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
@@ -221,15 +233,15 @@ class Orchestrator:
 
             return await run_hedged(key, space, chain, call, self._cache, hedge)
 
-        return await self._fetch(
+        return await self._after_miss(
             key,
             space,
+            cached,
             _call_key(space, key, names, hedge),
             fetch,
-            tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate_within=revalidate_within,
+            revalidate=revalidate,
         )
 
     async def fetch_with_merge(
@@ -283,20 +295,27 @@ class Orchestrator:
             len(chain),
         )
 
+        revalidate = _seconds(
+            "revalidate_within", revalidate_within, space.settings.revalidate_within
+        )
+        cached = await self._read(space, key, tier)
+        if cached is not None and cached.fresh:
+            return _from_cache(key, space, cached)
+
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             return await run_all(key, space, chain, strategy, needed, call, self._cache)
 
-        return await self._fetch(
+        return await self._after_miss(
             key,
             space,
+            cached,
             (space.name, key, "merge", names, strategy, needed),
             fetch,
-            tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate_within=revalidate_within,
+            revalidate=revalidate,
         )
 
     async def batch_fetch(
@@ -335,7 +354,7 @@ class Orchestrator:
         """
         space = self._namespace(namespace, tier)
         primary = self._chain(None if provider is None else [provider], space)[0]
-        fallbacks = self._chain(fallback_providers, space) if fallback_providers else []
+        fallbacks = self._chain(fallback_providers, space) if fallback_providers else ()
         deadline = self._deadline(timeout)
 
         distinct = _distinct(keys)
@@ -478,10 +497,29 @@ class Orchestrator:
 
     def _chain(
         self, names: Sequence[str] | None, space: BoundNamespace
-    ) -> list[GuardedProvider]:
+    ) -> tuple[GuardedProvider, ...]:
         if isinstance(names, str):
             raise TypeError("providers must be a sequence of names, not a string")
 
+        # Every fetch resolves its chain; a hit should not pay for the
+        # checks again. Only chains that resolved are remembered, and only
+        # so many, since callers may name any permutation.
+        try:
+            memo_key = (space.name, None if names is None else tuple(names))
+            chain = self._chains.get(memo_key)
+        except TypeError:
+            return self._resolve_chain(names, space)
+
+        if chain is None:
+            chain = self._resolve_chain(names, space)
+            if len(self._chains) < _MAX_REMEMBERED_CHAINS:
+                self._chains[memo_key] = chain
+
+        return chain
+
+    def _resolve_chain(
+        self, names: Sequence[str] | None, space: BoundNamespace
+    ) -> tuple[GuardedProvider, ...]:
         if names is None:
             names = space.settings.providers
 
@@ -498,7 +536,7 @@ class Orchestrator:
         if duplicates:
             raise ValueError(f"provider named twice: {', '.join(duplicates)}")
 
-        return [self._guarded(name) for name in names]
+        return tuple(self._guarded(name) for name in names)
 
     def _deadline(self, timeout: float | _UseDefault | None) -> float:
         if timeout is USE_DEFAULT:
@@ -515,37 +553,35 @@ class Orchestrator:
 
         return trio.current_time() + timeout
 
-    async def _fetch(
-        self,
-        key: str,
-        space: BoundNamespace,
-        call_key: tuple[object, ...],
-        body: RunShared[FetchResult[Any]],
-        *,
-        tier: str | None,
-        allow_stale: bool,
-        deadline: float,
-        revalidate_within: float | _UseDefault | None,
-    ) -> FetchResult[Any]:
-        # The path both fallback and merge take: cache, stale-while-
-        # revalidate, then the shared call, then stale fallback. Only the
-        # cache read needs a scope that closing cancels: afterwards the
-        # caller waits on a shared call, which closing ends with
-        # OrchestratorClosed.
-        revalidate = _seconds(
-            "revalidate_within", revalidate_within, space.settings.revalidate_within
-        )
+    async def _read(
+        self, space: BoundNamespace, key: str, tier: str | None
+    ) -> CachedValue | None:
+        # Only a cache read over a network needs a scope that closing
+        # cancels; afterwards a caller waits on a shared call, which
+        # closing ends with OrchestratorClosed.
         if self._cache.in_process:
             # Nothing for closing to cancel: the read ends at once.
             self._check_open()
-            cached = await self._cache.read(space, key, tier)
-        else:
-            with self._call():
-                cached = await self._cache.read(space, key, tier)
+            return await self._cache.read(space, key, tier)
 
-        if cached is not None and cached.fresh:
-            return _from_cache(key, space, cached)
+        with self._call():
+            return await self._cache.read(space, key, tier)
 
+    async def _after_miss(
+        self,
+        key: str,
+        space: BoundNamespace,
+        cached: CachedValue | None,
+        call_key: tuple[object, ...],
+        body: RunShared[FetchResult[Any]],
+        *,
+        allow_stale: bool,
+        deadline: float,
+        revalidate: float | None,
+    ) -> FetchResult[Any]:
+        # The path both fallback and merge take when nothing fresh was
+        # cached: stale-while-revalidate, then the shared call, then stale
+        # fallback.
         if (
             cached is not None
             and revalidate is not None
@@ -710,14 +746,9 @@ def _from_cache(
     if cached.not_found:
         return not_found_from_cache(key, space.name, cached.age)
 
+    # Positional: on the hit path, keywords make this call twice as slow.
     return FetchResult(
-        key,
-        space.name,
-        cached.value,
-        source=CACHE_SOURCE,
-        cached=True,
-        stale=stale,
-        age=cached.age,
+        key, space.name, cached.value, CACHE_SOURCE, True, stale, cached.age
     )
 
 

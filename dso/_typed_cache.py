@@ -23,7 +23,7 @@ from ._cache import CacheBackend, CacheEntry, WallClock
 from ._codec import Codec, CodecError, is_immutable
 from ._config import BreakerSettings
 from ._guarded_cache import CacheBackendStatistics, GuardedBackend
-from ._keys import cache_key
+from ._keys import escape_key_part, key_head
 from ._namespace import BoundNamespace
 from ._ttl import TtlTable
 
@@ -35,9 +35,12 @@ NOT_FOUND_PAYLOAD = b"\xc7\x00\x4e"
 78 ("N"), which no value encodes to."""
 
 
-@attrs.frozen
+@attrs.define
 class CachedValue:
-    """A decoded value read from the cache.
+    """A decoded value read from the cache (treat it as read-only).
+
+    Not frozen: one is made on every hit, and a frozen class's
+    constructor costs about twice as much.
 
     Attributes:
         value: The value, of the namespace's type.
@@ -102,6 +105,8 @@ class TypedCache:
         self._clock = clock
         self._prefix = prefix
         self._store, self._guards = _guarded(backend, timeout, breaker)
+        self._heads: dict[tuple[str, int], str] = {}
+        self._freshness: dict[tuple[str, str | None, bool], float] = {}
         self.in_process = bool(getattr(self._store, "in_process", False))
         """Whether a read is answered in this process, never over a network."""
 
@@ -130,22 +135,37 @@ class TypedCache:
 
     def key_for(self, namespace: BoundNamespace, key: str) -> str:
         """Return the backend key of *key* in *namespace*."""
-        return cache_key(self._prefix, namespace.name, namespace.version, key)
+        name, version = namespace.name, namespace.version
+        head = self._heads.get((name, version))
+        if head is None:
+            head = key_head(self._prefix, name, version)
+            self._heads[name, version] = head
+
+        return head + escape_key_part(key)
 
     async def read(
         self, namespace: BoundNamespace, key: str, tier: str | None
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
-        backend_key = self.key_for(namespace, key)
-        entry = await self._store.get(backend_key)
-        found: dict[str, CachedValue] = {}
+        entry = await self._store.get(self.key_for(namespace, key))
+        cached = None
         if entry is not None:
-            found = self._servable(
-                namespace, {backend_key: entry}, {backend_key: key}, tier
-            )
+            now = self._clock()
+            if not entry.is_expired(now):
+                cached = self._decode(namespace, key, entry, tier, now)
 
-        self._count_reads(found, 1)
-        return found.get(key)
+        counters = self.counters
+        if cached is None:
+            counters.misses += 1
+        elif cached.not_found:
+            counters.not_found_hits += 1
+        elif cached.fresh:
+            counters.hits += 1
+        else:
+            counters.stale_hits += 1
+            counters.misses += 1
+
+        return cached
 
     async def read_many(
         self, namespace: BoundNamespace, keys: Sequence[str], tier: str | None
@@ -260,16 +280,28 @@ class TypedCache:
             except CodecError as exc:
                 # A junk or outdated entry is a miss; the next write replaces it.
                 self.counters.undecodable += 1
-                logger.warning(
-                    "undecodable cache entry in %s: %s", namespace.name, exc
-                )
+                logger.warning("undecodable cache entry in %s: %s", namespace.name, exc)
                 return None
 
-        age = entry.age(now)
-        fresh_for = self._ttl.fresh_for(namespace.name, tier, partial=entry.partial)
-        return CachedValue(
-            value, age, fresh=age < fresh_for, expired_for=max(0.0, age - fresh_for)
-        )
+        age = now - entry.stored_at
+        if age < 0.0:
+            age = 0.0
+
+        fresh_for = self._fresh_for(namespace.name, tier, entry.partial)
+        if age < fresh_for:
+            return CachedValue(value, age, True)
+
+        return CachedValue(value, age, False, age - fresh_for)
+
+    def _fresh_for(self, namespace: str, tier: str | None, partial: bool) -> float:
+        # The TTL table never changes: remember its answers (namespaces x
+        # tiers x 2, a small set) rather than look them up on every hit.
+        known = self._freshness.get((namespace, tier, partial))
+        if known is None:
+            known = self._ttl.fresh_for(namespace, tier, partial=partial)
+            self._freshness[namespace, tier, partial] = known
+
+        return known
 
     def _encode(
         self, namespace: BoundNamespace, key: str, value: object
@@ -289,18 +321,6 @@ class TypedCache:
 
     def _count_reads(self, found: Mapping[str, CachedValue], asked: int) -> None:
         counters = self.counters
-        if asked == 1 and len(found) == 1:
-            # The hit path, without building generators.
-            (cached,) = found.values()
-            if cached.not_found:
-                counters.not_found_hits += 1
-            elif cached.fresh:
-                counters.hits += 1
-            else:
-                counters.stale_hits += 1
-                counters.misses += 1
-            return
-
         fresh = not_found = 0
         for cached in found.values():
             if cached.not_found:
