@@ -93,7 +93,12 @@ class BatchRun:
 
     async def fetch(self) -> None:
         """Fetch the misses; cancelling keeps what has arrived."""
-        misses = [key for key in self._keys if not self._is_fresh_in_cache(key)]
+        cached = self._cached
+        misses = [
+            key
+            for key in self._keys
+            if (found := cached.get(key)) is None or not found.fresh
+        ]
         if not misses:
             return
 
@@ -164,7 +169,19 @@ class BatchRun:
                 if not self._is_fresh_in_cache(key) and not self._delivered(key):
                     self._attempts[key].append(DEADLINE_PASSED)
 
-        results = {key: self._result_for(key, allow_stale) for key in self._keys}
+        name = self._space.name
+        results = {}
+        for key in self._keys:
+            cached = self._cached.get(key)
+            if cached is not None and cached.fresh and not cached.not_found:
+                # _result_for's first case, inlined for fully cached batches;
+                # positional, since keywords cost.
+                results[key] = FetchResult(
+                    key, name, cached.value, CACHE_SOURCE, True, False, cached.age
+                )
+            else:
+                results[key] = self._result_for(key, allow_stale)
+
         return BatchResult(results, self._summary(results))
 
     def _claim(self, misses: list[str]) -> dict[str, SharedCall[FetchResult[Any]]]:
@@ -348,12 +365,16 @@ class BatchRun:
         return FetchResult(key, name, attempts=attempts)
 
     def _summary(self, results: dict[str, FetchResult[Any]]) -> BatchSummary:
-        values = results.values()
-        successful = sum(1 for result in values if result.ok)
-        stale = sum(1 for result in values if result.stale)
-        cached = sum(
-            1 for result in values if result.ok and result.cached and not result.stale
-        )
+        successful = stale = cached = 0
+        for result in results.values():
+            if result.source is None:
+                continue
+
+            successful += 1
+            if result.stale:
+                stale += 1
+            elif result.cached:
+                cached += 1
         return BatchSummary(
             total=len(results),
             successful=successful,

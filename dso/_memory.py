@@ -85,12 +85,23 @@ class MemoryCache:
         """Return the live entries found under *keys*."""
         await trio.lowlevel.checkpoint()
         now = self._clock()
+        held = self._entries
         found = {}
+        # _lookup, inlined: a batch may ask for thousands of keys.
         for key in keys:
-            entry = self._lookup(key, now)
-            if entry is not None:
-                found[key] = entry
+            entry = held.get(key)
+            if entry is None:
+                continue
 
+            if now >= entry.expires_at:
+                self._remove(key)
+                continue
+
+            held.move_to_end(key)
+            found[key] = entry
+
+        self._hits += len(found)
+        self._misses += len(keys) - len(found)
         return found
 
     async def set(self, key: str, entry: CacheEntry) -> None:
