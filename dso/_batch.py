@@ -171,7 +171,7 @@ class BatchRun:
 
         name = self._space.name
         results = {}
-        # TODO: a fully cached batch costs about 1.2 µs a key beyond one
+        # TODO: a fully cached batch costs about 1.1 µs a key beyond one
         # checkpoint against issue 5's target of 1; the frozen FetchResult
         # built for every key is half of it.
         for key in self._keys:

@@ -79,7 +79,14 @@ class MemoryCache:
     async def get(self, key: str) -> CacheEntry | None:
         """Return the live entry under *key*, or ``None``."""
         await trio.lowlevel.checkpoint()
-        return self._lookup(key, self._clock())
+        # _lookup, inlined: this is the cache hit's own path.
+        entry = self._entries.get(key)
+        if entry is None or self._clock() >= entry.expires_at:
+            return self._lookup(key, self._clock())
+
+        self._entries.move_to_end(key)
+        self._hits += 1
+        return entry
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         """Return the live entries found under *keys*."""

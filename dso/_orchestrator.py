@@ -223,7 +223,7 @@ class Orchestrator:
         )
         if self._cache.in_process:
             # The hit path: inlined, since each await of a coroutine costs.
-            # TODO: a memory hit costs about 2.4 checkpoints against issue
+            # TODO: a memory hit costs about 2.3 checkpoints against issue
             # 5's target of 2; what is left is the frozen FetchResult
             # (~0.5 µs), three coroutine layers (guard, backend, then the
             # backend's checkpoint) and the per-call argument checks.

@@ -135,11 +135,14 @@ class TypedCache:
 
     def key_for(self, namespace: BoundNamespace, key: str) -> str:
         """Return the backend key of *key* in *namespace*."""
-        name, version = namespace.name, namespace.version
-        head = self._heads.get((name, version))
+        spec, settings = namespace.spec, namespace.settings
+        head = self._heads.get((spec.name, settings.version))
         if head is None:
-            head = key_head(self._prefix, name, version)
-            self._heads[name, version] = head
+            head = key_head(self._prefix, spec.name, settings.version)
+            self._heads[spec.name, settings.version] = head
+
+        if type(key) is str and "%" not in key and ":" not in key:
+            return head + key
 
         return head + escape_key_part(key)
 
@@ -151,8 +154,10 @@ class TypedCache:
         cached = None
         if entry is not None:
             now = self._clock()
-            if not entry.is_expired(now):
-                cached = self._decode(namespace, key, entry, tier, now)
+            if now < entry.expires_at:
+                cached = self._kept(namespace, entry, tier, now)
+                if cached is None:
+                    cached = self._decode(namespace, key, entry, tier, now)
 
         counters = self.counters
         if cached is None:
@@ -184,6 +189,31 @@ class TypedCache:
         found = self._servable(namespace, entries, backend_keys, tier)
         self._count_reads(found, len(keys))
         return found
+
+    def _kept(
+        self,
+        namespace: BoundNamespace,
+        entry: CacheEntry,
+        tier: str | None,
+        now: float,
+    ) -> CachedValue | None:
+        # The value a memory backend kept decoded, if any: the hit path.
+        decoded = entry.decoded
+        if decoded is None or entry.partial or decoded[0] is not namespace.value_type:
+            return None
+
+        age = now - entry.stored_at
+        if age < 0.0:
+            age = 0.0
+
+        fresh_for = self._freshness.get((namespace.spec.name, tier, False))
+        if fresh_for is None:
+            fresh_for = self._fresh_for(namespace.spec.name, tier, False)
+
+        if age < fresh_for:
+            return CachedValue(decoded[1], age, True)
+
+        return CachedValue(decoded[1], age, False, age - fresh_for)
 
     def _servable(
         self,
