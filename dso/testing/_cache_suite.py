@@ -7,7 +7,7 @@ backend in a ``cache_settings`` fixture (the ``[cache]`` table)::
     class TestRedis(CacheBackendSuite):
         @pytest.fixture
         def cache_settings(self, redis_url: str) -> dict[str, Any]:
-            return {"backend": "redis", "url": redis_url}
+            return {"backend": "redis", "options": {"url": redis_url}}
 
 Each test gets a key prefix of its own, so tests sharing a server or a
 file never see each other's entries. No test depends on time passing,
