@@ -24,9 +24,11 @@ from ._cache import WallClock as WallClock
 from ._config import BreakerSettings as BreakerSettings
 from ._config import CacheSettings as CacheSettings
 from ._config import Config as Config
+from ._config import HealthSettings as HealthSettings
 from ._config import NamespaceSettings as NamespaceSettings
 from ._config import PluginSettings as PluginSettings
 from ._config import ProviderSettings as ProviderSettings
+from ._config import TelemetrySettings as TelemetrySettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
 from ._errors import CacheError as CacheError
@@ -35,7 +37,28 @@ from ._errors import DsoError as DsoError
 from ._errors import ErrorCode as ErrorCode
 from ._errors import OrchestratorClosed as OrchestratorClosed
 from ._errors import ProviderError as ProviderError
+from ._events import AttemptFailed as AttemptFailed
+from ._events import AttemptSkipped as AttemptSkipped
+from ._events import AttemptStarted as AttemptStarted
+from ._events import AttemptSucceeded as AttemptSucceeded
+from ._events import BatchChunkFetched as BatchChunkFetched
+from ._events import BreakerTransitioned as BreakerTransitioned
+from ._events import CacheFailed as CacheFailed
+from ._events import CacheHit as CacheHit
+from ._events import CacheMiss as CacheMiss
+from ._events import CacheWritten as CacheWritten
+from ._events import DedupJoined as DedupJoined
+from ._events import Event as Event
+from ._events import FetchFinished as FetchFinished
+from ._events import MergeFinished as MergeFinished
+from ._events import ProviderPaused as ProviderPaused
+from ._events import RetryScheduled as RetryScheduled
+from ._events import StaleServed as StaleServed
 from ._guarded_cache import CacheBackendStatistics as CacheBackendStatistics
+from ._health import Alert as Alert
+from ._health import Health as Health
+from ._health import HealthStatus as HealthStatus
+from ._health import ProviderHealth as ProviderHealth
 from ._hooks import ProviderFactory as ProviderFactory
 from ._hooks import hookimpl as hookimpl
 from ._http import check_response as check_response
@@ -54,15 +77,28 @@ from ._orchestrator import open_orchestrator as open_orchestrator
 from ._provider import BatchProvider as BatchProvider
 from ._provider import Provider as Provider
 from ._provider import ProviderContext as ProviderContext
+from ._redaction import RedactingFilter as RedactingFilter
+from ._redaction import redact_text as redact_text
+from ._redaction import redact_url as redact_url
 from ._results import Attempt as Attempt
 from ._results import BatchResult as BatchResult
 from ._results import BatchSummary as BatchSummary
 from ._results import FetchResult as FetchResult
+from ._stats import NamespaceStats as NamespaceStats
+from ._stats import ProviderStats as ProviderStats
+from ._stats import Stats as Stats
+from ._telemetry import Sink as Sink
 
 
 __all__ = [
     "USE_DEFAULT",
+    "Alert",
     "Attempt",
+    "AttemptFailed",
+    "AttemptSkipped",
+    "AttemptStarted",
+    "AttemptSucceeded",
+    "BatchChunkFetched",
     "BatchProvider",
     "BatchResult",
     "BatchSummary",
@@ -70,25 +106,38 @@ __all__ = [
     "BreakerState",
     "BreakerStatistics",
     "BreakerTransition",
+    "BreakerTransitioned",
     "CacheBackend",
     "CacheBackendFactory",
     "CacheBackendStatistics",
     "CacheEntry",
     "CacheError",
+    "CacheFailed",
+    "CacheHit",
+    "CacheMiss",
     "CacheSettings",
+    "CacheWritten",
     "CircuitBreaker",
     "ConcatDedupe",
     "Config",
     "ConfigError",
+    "DedupJoined",
     "DsoError",
     "ErrorCode",
+    "Event",
+    "FetchFinished",
     "FetchResult",
     "FieldPriority",
+    "Health",
+    "HealthSettings",
+    "HealthStatus",
     "InflightCalls",
     "InflightStatistics",
     "Merge",
+    "MergeFinished",
     "Namespace",
     "NamespaceSettings",
+    "NamespaceStats",
     "Orchestrator",
     "OrchestratorClosed",
     "OrchestratorStatistics",
@@ -98,7 +147,16 @@ __all__ = [
     "ProviderContext",
     "ProviderError",
     "ProviderFactory",
+    "ProviderHealth",
+    "ProviderPaused",
     "ProviderSettings",
+    "ProviderStats",
+    "RedactingFilter",
+    "RetryScheduled",
+    "Sink",
+    "StaleServed",
+    "Stats",
+    "TelemetrySettings",
     "TtlSettings",
     "WallClock",
     "check_response",
@@ -107,4 +165,6 @@ __all__ = [
     "load_config",
     "open_orchestrator",
     "parse_retry_after",
+    "redact_text",
+    "redact_url",
 ]

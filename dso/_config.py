@@ -69,6 +69,20 @@ def _tiers_not_negative(
             )
 
 
+def _at_least_a_second(
+    instance: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if not value >= 1:
+        raise _FieldError(attribute.name, f"must be at least 1 second, got {value!r}")
+
+
+def _positive_or_none(
+    instance: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
 def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not 0 < value <= 1:
         raise _FieldError(
@@ -300,6 +314,65 @@ class PluginSettings:
     only: list[str] | None = None
 
 
+def _key_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in ("plain", "hash", "omit"):
+        raise _FieldError(
+            attribute.name, f"must be 'plain', 'hash' or 'omit', got {value!r}"
+        )
+
+
+@attrs.frozen
+class TelemetrySettings:
+    """What telemetry events say, and how many may wait for slow sinks.
+
+    Attributes:
+        keys: How events show keys, which can be personal data:
+            ``"plain"``, ``"hash"`` (a keyed BLAKE2 digest, the same for
+            the same key and ``key_salt``) or ``"omit"``.
+        key_salt: The secret mixed into key hashes; with the same salt,
+            hashes match across processes.
+        buffer: Events that may wait for the sinks; beyond it, new events
+            are dropped and counted rather than queued without bound.
+    """
+
+    keys: str = attrs.field(default="plain", validator=_key_mode)
+    key_salt: str = attrs.field(default="", repr=False)
+    buffer: int = attrs.field(default=10_000, validator=_positive)
+
+
+@attrs.frozen
+class HealthSettings:
+    """The thresholds behind `Orchestrator.health` and its alerts.
+
+    Rates are judged over the last ``window`` seconds, and only once
+    ``min_samples`` lookups or calls have been seen there, so that one
+    early miss raises no alarm.
+
+    Attributes:
+        min_hit_rate: Alert when a namespace's cache hit rate is below.
+        max_failure_rate: Alert when a provider's failure rate is above
+            (NOT_FOUND and CANCELLED do not count as failures).
+        max_stale_share: Alert when a namespace serves more stale values.
+        max_quota_use: Alert when a provider has spent more of its quota.
+        alert_on_open_breaker: Alert while any breaker is open.
+        window: Seconds the rates cover.
+        min_samples: Lookups or calls needed before a rate is judged.
+        check_every: Run the providers' ``health_check`` this often, in
+            seconds, in the background; ``None`` only on demand.
+        check_timeout: Seconds one ``health_check`` may take.
+    """
+
+    min_hit_rate: float = attrs.field(default=0.5, validator=_not_negative)
+    max_failure_rate: float = attrs.field(default=0.1, validator=_not_negative)
+    max_stale_share: float = attrs.field(default=0.05, validator=_not_negative)
+    max_quota_use: float = attrs.field(default=0.8, validator=_not_negative)
+    alert_on_open_breaker: bool = True
+    window: float = attrs.field(default=300.0, validator=_at_least_a_second)
+    min_samples: int = attrs.field(default=20, validator=_positive)
+    check_every: float | None = attrs.field(default=None, validator=_positive_or_none)
+    check_timeout: float = attrs.field(default=10.0, validator=_positive)
+
+
 @attrs.frozen
 class Config:
     """The whole configuration of an orchestrator.
@@ -315,6 +388,8 @@ class Config:
         finish_abandoned_calls: When every caller waiting on a shared
             provider call has left, let the call finish and fill the cache
             instead of cancelling it.
+        telemetry: What events say about keys, and the sinks' buffer.
+        health: Alert thresholds and provider health checks.
     """
 
     providers: dict[str, ProviderSettings] = attrs.Factory(dict)
@@ -324,6 +399,8 @@ class Config:
     timeout: float | None = attrs.field(default=None, validator=_not_negative)
     user_agent: str = "dso (+https://pypi.org/project/dso/)"
     finish_abandoned_calls: bool = False
+    telemetry: TelemetrySettings = TelemetrySettings()
+    health: HealthSettings = HealthSettings()
 
     def provider_settings(self, name: str) -> ProviderSettings:
         """Return the section for provider *name*, or the defaults."""

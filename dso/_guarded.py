@@ -18,9 +18,13 @@ from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
 from ._provider import BatchProvider, Provider, ProviderContext
 from ._results import Attempt
+from ._telemetry import Telemetry
 
 
 V = TypeVar("V")
+
+SKIPPED = frozenset({ErrorCode.CIRCUIT_OPEN})
+"""Codes of attempts that never reached the provider."""
 
 logger = logging.getLogger("dso")
 
@@ -74,6 +78,7 @@ class GuardedProvider:
         settings: Its configuration section.
         http: The shared HTTP client, handed to the provider.
         on_transition: Called with the breaker's state changes.
+        telemetry: Where attempts are reported.
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class GuardedProvider:
         http: httpx.AsyncClient,
         *,
         on_transition: Callable[[BreakerTransition], None] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.provider = provider
         self.settings = settings
@@ -95,6 +101,7 @@ class GuardedProvider:
         self.limiter = trio.CapacityLimiter(settings.max_concurrency)
         self.calls = 0
         self._http = http
+        self._telemetry = telemetry
 
     @property
     def name(self) -> str:
@@ -130,7 +137,11 @@ class GuardedProvider:
 
             return value
 
-        return await self._attempt(call, namespace=namespace, deadline=deadline)
+        value, attempt = await self._attempt(
+            call, namespace=namespace, deadline=deadline, key=key
+        )
+        self._report(namespace, key, attempt)
+        return value, attempt
 
     async def fetch_batch(
         self,
@@ -152,9 +163,32 @@ class GuardedProvider:
 
             return found
 
-        return await self._attempt(
+        found, attempt = await self._attempt(
             call, namespace=namespace, deadline=deadline, keys=len(keys)
         )
+        self._report(namespace, None, attempt)
+        if self._telemetry is not None and attempt.code not in SKIPPED:
+            self._telemetry.batch_chunk_fetched(
+                namespace,
+                self.name,
+                len(keys),
+                len(found or ()),
+                attempt.duration,
+                attempt.code,
+            )
+
+        return found, attempt
+
+    def _report(self, namespace: str, key: str | None, attempt: Attempt) -> None:
+        if self._telemetry is None:
+            return
+
+        if attempt.code in SKIPPED:
+            self._telemetry.attempt_skipped(namespace, self.name, key, attempt.code)
+        else:
+            self._telemetry.attempt_ended(
+                namespace, self.name, key, attempt.code, attempt.duration
+            )
 
     async def _attempt(
         self,
@@ -163,6 +197,7 @@ class GuardedProvider:
         namespace: str,
         deadline: float | MovingDeadline,
         keys: int = 1,
+        key: str | None = None,
     ) -> tuple[V | None, Attempt]:
         # Waiting for a place in the bulkhead comes first and is bounded by
         # the call's deadline only: time spent queued behind our own calls
@@ -171,7 +206,9 @@ class GuardedProvider:
         with trio.move_on_at(_now_due(deadline)) as queued:
             async with self.limiter:
                 queued.deadline = math.inf
-                return await self._attempt_with_place(call, namespace, deadline, keys)
+                return await self._attempt_with_place(
+                    call, namespace, deadline, keys, key
+                )
 
         message = "no free place in the bulkhead before the deadline"
         return None, Attempt(self.name, ErrorCode.TIMEOUT, message, keys=keys)
@@ -182,6 +219,7 @@ class GuardedProvider:
         namespace: str,
         deadline: float | MovingDeadline,
         keys: int,
+        key: str | None,
     ) -> tuple[V | None, Attempt]:
         permit = self.breaker.try_acquire()
         if permit is None:
@@ -191,6 +229,9 @@ class GuardedProvider:
             return None, skipped
 
         self.calls += 1
+        if self._telemetry is not None:
+            self._telemetry.attempt_started(namespace, self.name, key)
+
         started = trio.current_time()
         settled = False
         try:
@@ -268,3 +309,28 @@ class GuardedProvider:
             )
 
         return value
+
+
+async def run_health_check(guarded: GuardedProvider, timeout: float) -> None:
+    """Run *guarded*'s provider's ``health_check(ctx)``; raise if it fails.
+
+    The check bypasses the breaker and the bulkhead: it asks whether the
+    provider is well, and must answer even while the breaker is open.
+
+    Raises:
+        ProviderError: The check failed or did not finish within *timeout*.
+    """
+    check = guarded.provider.health_check  # type: ignore[attr-defined]
+    deadline = trio.current_time() + timeout
+    ctx = ProviderContext(guarded._http, guarded.settings, "", deadline)
+    with trio.move_on_at(deadline):
+        try:
+            await check(ctx)
+        except ProviderError:
+            raise
+        except httpx.HTTPError as exc:
+            raise error_from_http(exc, provider=guarded.name) from exc
+
+        return
+
+    raise ProviderError(ErrorCode.TIMEOUT, "health check took too long")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import attrs
 import trio
@@ -25,6 +25,13 @@ from ._errors import CacheError
 logger = logging.getLogger("dso")
 
 R = TypeVar("R")
+
+
+class CacheListener(Protocol):
+    """Hears what the cache does; the orchestrator's telemetry is one."""
+
+    def cache_failed(self, backend: str, operation: str) -> None:
+        """A backend failed at *operation*; the fetch went on without it."""
 
 
 @attrs.frozen
@@ -57,6 +64,9 @@ class GuardedBackend:
         label: Its name in logs and statistics.
         timeout: Seconds one operation may take.
         breaker: When to stop asking it, and for how long.
+
+    Attributes:
+        listener: Told of every failure, once set.
     """
 
     def __init__(
@@ -80,6 +90,7 @@ class GuardedBackend:
         self._errors = 0
         self._skipped = 0
         self._in_outage = False
+        self.listener: CacheListener | None = None
 
     def __repr__(self) -> str:
         return f"GuardedBackend({self.backend!r}, label={self.label!r})"
@@ -134,12 +145,12 @@ class GuardedBackend:
             with trio.fail_after(self._timeout):
                 await self.backend.delete(key)
         except trio.TooSlowError:
-            self._errors += 1
+            self._count_failure("delete")
             raise CacheError(
                 f"cache backend {self.label} did not delete a key in time"
             ) from None
         except Exception as exc:
-            self._errors += 1
+            self._count_failure("delete")
             raise CacheError(
                 f"cache backend {self.label} failed to delete a key"
             ) from exc
@@ -196,8 +207,13 @@ class GuardedBackend:
                 # The caller was cancelled: that says nothing of the backend.
                 self.breaker.release(permit)
 
-    def _failed(self, permit: Permit, operation: str) -> None:
+    def _count_failure(self, operation: str) -> None:
         self._errors += 1
+        if self.listener is not None:
+            self.listener.cache_failed(self.label, operation)
+
+    def _failed(self, permit: Permit, operation: str) -> None:
+        self._count_failure(operation)
         self.breaker.record_failure(permit)
         # Once per outage at WARNING (when the breaker opens); each failure
         # only at DEBUG, so a dead backend does not flood the log.

@@ -19,6 +19,7 @@ import pluggy
 
 from ._cache import CacheBackendFactory
 from ._config import ProviderSettings
+from ._events import Event
 from ._namespace import Namespace
 from ._provider import Provider
 
@@ -57,4 +58,15 @@ def dso_replay_routes() -> Sequence[Path]:  # type: ignore[empty-body]
     """Return route files describing the plugin's recorded responses.
 
     ``dso replay`` and `dso.testing.open_replay_server` serve them.
+    """
+
+
+@hookspec
+def dso_event(event: Event) -> None:
+    """Receive one telemetry event (see `dso.Event` and its subclasses).
+
+    Called in a worker thread, never on the event loop, in the order the
+    events happened. An exception is logged once per sink and counted; the
+    events a sink is too slow for are dropped and counted, never queued
+    without bound. Do not block for long: the next events wait.
     """

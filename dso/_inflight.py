@@ -61,10 +61,14 @@ class SharedCall(Generic[T]):
             its answer may still go to its waiters, but must not be
             cached over the newer state.
         claimed: The call is a batch's, which answers it itself.
+        origin: What its starter said of it (the orchestrator gives the
+            caller's tier, or marks a background refresh), so that a
+            caller may tell whether joining it beats reading the cache.
     """
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, origin: Hashable = None) -> None:
         self.deadline = deadline
+        self.origin = origin
         self.superseded = False
         self.claimed = False
         self.done = trio.Event()
@@ -158,8 +162,17 @@ class InflightCalls(Generic[T]):
         self._calls: dict[Hashable, SharedCall[T]] = {}
         self._joins = 0
 
+    def running(self, key: Hashable) -> SharedCall[T] | None:
+        """Return the call for *key* in flight now, or ``None``."""
+        return self._calls.get(key)
+
     async def call(
-        self, key: Hashable, run: RunShared[T], *, deadline: float = math.inf
+        self,
+        key: Hashable,
+        run: RunShared[T],
+        *,
+        deadline: float = math.inf,
+        origin: Hashable = None,
     ) -> T:
         """Return the answer of the call for *key*, starting one if none runs.
 
@@ -167,6 +180,8 @@ class InflightCalls(Generic[T]):
             key: What the call fetches; equal keys share one call.
             run: The call's body, used only if this caller starts it.
             deadline: When this caller stops waiting (trio time).
+            origin: Recorded on the call if this caller starts it (see
+                `SharedCall.origin`).
 
         Raises:
             trio.TooSlowError: The deadline passed before an answer.
@@ -176,7 +191,7 @@ class InflightCalls(Generic[T]):
         while True:
             shared = self._calls.get(key)
             if shared is None:
-                shared = self._start(key, run, deadline)
+                shared = self._start(key, run, deadline, origin)
             else:
                 self._joins += 1
 
@@ -253,9 +268,9 @@ class InflightCalls(Generic[T]):
         )
 
     def _start(
-        self, key: Hashable, run: RunShared[T], deadline: float
+        self, key: Hashable, run: RunShared[T], deadline: float, origin: Hashable
     ) -> SharedCall[T]:
-        shared: SharedCall[T] = SharedCall(deadline)
+        shared: SharedCall[T] = SharedCall(deadline, origin)
         try:
             self._nursery.start_soon(self._run, key, shared, run)
         except RuntimeError:

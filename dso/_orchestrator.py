@@ -13,11 +13,17 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
+    Iterator,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AsyncExitStack,
+    asynccontextmanager,
+    contextmanager,
+)
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 import httpx
@@ -32,13 +38,15 @@ from ._clock import TrioWallClock
 from ._codec import Codec
 from ._config import TIERED, CacheSettings, Config
 from ._errors import ConfigError, OrchestratorClosed
-from ._guarded import GuardedProvider
+from ._guarded import GuardedProvider, run_health_check
 from ._guarded_cache import CacheBackendStatistics
+from ._health import Health, judge
 from ._inflight import InflightCalls, RunShared, SharedCall
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
 from ._provider import Provider
+from ._redaction import RedactingFilter
 from ._results import (
     CACHE_SOURCE,
     DEADLINE_PASSED,
@@ -46,6 +54,8 @@ from ._results import (
     FetchResult,
     not_found_from_cache,
 )
+from ._stats import Stats, StatsAggregator
+from ._telemetry import Sink, Telemetry
 from ._tiered import open_tiered_cache
 from ._ttl import TtlTable
 from ._typed_cache import CachedValue, TypedCache
@@ -64,6 +74,12 @@ class _UseDefault(enum.Enum):
 USE_DEFAULT: Final = _UseDefault.USE_DEFAULT
 """Means "the orchestrator's configured value", unlike ``None``, which
 switches a limit off."""
+
+
+class _Foreground(NamedTuple):
+    # The origin of a shared call a caller started after finding no fresh
+    # value for its tier (see `SharedCall.origin`); refreshes have none.
+    tier: str | None
 
 
 @attrs.frozen
@@ -150,6 +166,7 @@ class Orchestrator:
         cache: TypedCache,
         http: httpx.AsyncClient,
         nursery: trio.Nursery,
+        telemetry: Telemetry,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -158,6 +175,7 @@ class Orchestrator:
         self._cache = cache
         self._http = http
         self._nursery = nursery
+        self._telemetry = telemetry
         self._inflight: InflightCalls[FetchResult[Any]] = InflightCalls(
             nursery, finish_abandoned=config.finish_abandoned_calls
         )
@@ -216,24 +234,7 @@ class Orchestrator:
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
-        settings = space.settings
-        hedge = _seconds("hedge_after", hedge_after, settings.hedge_after)
-        revalidate = _seconds(
-            "revalidate_within", revalidate_within, settings.revalidate_within
-        )
-        if self._cache.in_process:
-            # The hit path: inlined, since each await of a coroutine costs.
-            # TODO: a memory hit costs about 2.3 checkpoints against issue
-            # 5's target of 2; what is left is the frozen FetchResult
-            # (~0.5 µs), three coroutine layers (guard, backend, then the
-            # backend's checkpoint) and the per-call argument checks.
-            cached = await self._cache.read(space, key, tier)
-        else:
-            cached = await self._read(space, key, tier)
-
-        if cached is not None and cached.fresh:
-            return _from_cache(key, space, cached)
-
+        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
@@ -242,15 +243,16 @@ class Orchestrator:
 
             return await run_hedged(key, space, chain, call, self._cache, hedge)
 
-        return await self._after_miss(
+        return await self._fetch(
+            "fallback",
             key,
             space,
-            cached,
             _call_key(space, key, names, hedge),
             fetch,
+            tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate=revalidate,
+            revalidate_within=revalidate_within,
         )
 
     async def fetch_with_merge(
@@ -304,27 +306,21 @@ class Orchestrator:
             len(chain),
         )
 
-        revalidate = _seconds(
-            "revalidate_within", revalidate_within, space.settings.revalidate_within
-        )
-        cached = await self._read(space, key, tier)
-        if cached is not None and cached.fresh:
-            return _from_cache(key, space, cached)
-
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             return await run_all(key, space, chain, strategy, needed, call, self._cache)
 
-        return await self._after_miss(
+        return await self._fetch(
+            "merge",
             key,
             space,
-            cached,
             (space.name, key, "merge", names, strategy, needed),
             fetch,
+            tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
-            revalidate=revalidate,
+            revalidate_within=revalidate_within,
         )
 
     async def batch_fetch(
@@ -384,6 +380,7 @@ class Orchestrator:
                 key,
                 space,
                 deadline,
+                tier,
             ),
         )
         with self._call():
@@ -451,6 +448,62 @@ class Orchestrator:
         """
         return self._cache.guard(label).breaker
 
+    def stats(self) -> Stats:
+        """Return the operator's figures: hit rates, provider calls, latencies.
+
+        Counts run from the moment the orchestrator opened; the ``recent_``
+        rates cover the last ``health.window`` seconds.
+        """
+        return self._telemetry.stats.snapshot(
+            breakers={
+                name: guarded.breaker.state.value
+                for name, guarded in self._providers.items()
+            },
+        )
+
+    def health(self) -> Health:
+        """Return the overall status, each provider's, and the active alerts.
+
+        Thresholds come from the ``[health]`` configuration section.
+        """
+        return judge(self.stats(), self.config.health)
+
+    async def check_providers(self) -> dict[str, bool]:
+        """Run every provider's ``health_check`` at once; return how each went.
+
+        Providers without one are left out. A check that raises, or takes
+        longer than ``health.check_timeout``, failed; the outcome shows in
+        `stats` and `health` until the next check.
+        """
+        self._check_open()
+        checked: dict[str, bool] = {}
+        with self._call():
+            async with trio.open_nursery() as nursery:
+                for guarded in list(self._providers.values()):
+                    if callable(getattr(guarded.provider, "health_check", None)):
+                        nursery.start_soon(self._check_provider, guarded, checked)
+
+        return dict(sorted(checked.items()))
+
+    async def _check_provider(
+        self, guarded: GuardedProvider, checked: dict[str, bool]
+    ) -> None:
+        try:
+            await run_health_check(guarded, self.config.health.check_timeout)
+        except Exception as exc:
+            ok = False
+            logger.warning("health check of %s failed: %s", guarded.name, exc)
+        else:
+            ok = True
+
+        checked[guarded.name] = ok
+        self._telemetry.stats.health_checked(guarded.name, ok=ok)
+
+    async def _check_providers_every(self, seconds: float) -> None:
+        while True:
+            await trio.sleep(seconds)
+            await self.check_providers()
+
     def breaker(self, provider: str) -> CircuitBreaker:
         """Return the circuit breaker of *provider*.
 
@@ -477,7 +530,7 @@ class Orchestrator:
             raise LookupError(f"unknown provider {name!r}; known: {known}")
 
         settings = self.config.provider_settings(name)
-        guarded = _guard(offered.item(settings), settings, self._http)
+        guarded = _guard(offered.item(settings), settings, self._http, self._telemetry)
         self._providers[name] = guarded
         return guarded
 
@@ -562,35 +615,88 @@ class Orchestrator:
 
         return trio.current_time() + timeout
 
-    async def _read(
-        self, space: BoundNamespace, key: str, tier: str | None
-    ) -> CachedValue | None:
-        # Only a cache read over a network needs a scope that closing
-        # cancels; afterwards a caller waits on a shared call, which
-        # closing ends with OrchestratorClosed. (The caller has checked
-        # that the orchestrator is open, in _namespace.)
-        if self._cache.in_process:
-            # Nothing for closing to cancel: the read ends at once.
-            return await self._cache.read(space, key, tier)
-
-        with self._call():
-            return await self._cache.read(space, key, tier)
-
-    async def _after_miss(
+    async def _fetch(
         self,
+        strategy: str,
         key: str,
         space: BoundNamespace,
-        cached: CachedValue | None,
         call_key: tuple[object, ...],
         body: RunShared[FetchResult[Any]],
         *,
+        tier: str | None,
         allow_stale: bool,
         deadline: float,
-        revalidate: float | None,
+        revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
-        # The path both fallback and merge take when nothing fresh was
-        # cached: stale-while-revalidate, then the shared call, then stale
-        # fallback.
+        started = trio.current_time()
+        result = await self._answer(
+            key,
+            space,
+            call_key,
+            body,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=revalidate_within,
+        )
+        self._telemetry.fetch_finished(
+            strategy,
+            space.name,
+            key,
+            result.source,
+            ok=result.ok,
+            stale=result.stale,
+            duration=trio.current_time() - started,
+        )
+        return result
+
+    async def _answer(
+        self,
+        key: str,
+        space: BoundNamespace,
+        call_key: tuple[object, ...],
+        body: RunShared[FetchResult[Any]],
+        *,
+        tier: str | None,
+        allow_stale: bool,
+        deadline: float,
+        revalidate_within: float | _UseDefault | None,
+    ) -> FetchResult[Any]:
+        # The path both fallback and merge take: cache, stale-while-
+        # revalidate, then the shared call, then stale fallback. Only the
+        # cache read needs a scope that closing cancels: afterwards the
+        # caller waits on a shared call, which closing ends with
+        # OrchestratorClosed.
+        revalidate = _seconds(
+            "revalidate_within", revalidate_within, space.settings.revalidate_within
+        )
+        running = self._inflight.running(call_key)
+        if (
+            running is not None
+            and running.origin == _Foreground(tier)
+            and not running.done.is_set()
+        ):
+            # A caller of this tier found no fresh value moments ago and
+            # its call is still out: this one would find the same, so it
+            # joins at once, and reads the cache only if it needs a stale
+            # value to fall back on. (A background refresh is not joined
+            # this way: revalidation serves the stale value at once.)
+            self._telemetry.cache_miss(space.name, key)
+            result = await self._shared(call_key, body, key, space, deadline, tier)
+            if result.ok or not allow_stale:
+                return result
+
+            cached = await self._read_cache(space, key, tier)
+            return self._with_stale(result, cached, allow_stale)
+
+        cached = await self._read_cache(space, key, tier)
+
+        if cached is not None and cached.fresh:
+            self._telemetry.cache_hit(space.name, key, cached.age)
+            return _from_cache(key, space, cached)
+
+        self._telemetry.cache_miss(space.name, key)
+
         if (
             cached is not None
             and revalidate is not None
@@ -598,10 +704,22 @@ class Orchestrator:
         ):
             self._start_background(self._revalidate, call_key, body, deadline)
             self._stale_served += 1
+            self._telemetry.stale_served(space.name, key, cached.age, revalidating=True)
             return _from_cache(key, space, cached, stale=True)
 
-        result = await self._shared(call_key, body, key, space, deadline)
+        result = await self._shared(call_key, body, key, space, deadline, tier)
         return self._with_stale(result, cached, allow_stale)
+
+    async def _read_cache(
+        self, space: BoundNamespace, key: str, tier: str | None
+    ) -> CachedValue | None:
+        if self._cache.in_process:
+            # A backend in this process answers at once: there is nothing
+            # for closing to cancel, and a scope would cost every read.
+            return await self._cache.read(space, key, tier)
+
+        with self._call():
+            return await self._cache.read(space, key, tier)
 
     def _start_background(
         self, function: Callable[..., Awaitable[None]], *args: Any
@@ -619,9 +737,15 @@ class Orchestrator:
         key: str,
         space: BoundNamespace,
         deadline: float,
+        tier: str | None,
     ) -> FetchResult[Any]:
+        if self._inflight.running(call_key) is not None:
+            self._telemetry.dedup_joined(space.name, key)
+
         try:
-            result = await self._inflight.call(call_key, body, deadline=deadline)
+            result = await self._inflight.call(
+                call_key, body, deadline=deadline, origin=_Foreground(tier)
+            )
         except trio.TooSlowError:
             return FetchResult(key, space.name, attempts=(DEADLINE_PASSED,))
 
@@ -668,6 +792,9 @@ class Orchestrator:
             return result
 
         self._stale_served += 1
+        self._telemetry.stale_served(
+            result.namespace, result.key, cached.age, revalidating=False
+        )
         return attrs.evolve(
             result,
             data=cached.value,
@@ -687,6 +814,7 @@ async def open_orchestrator(
     plugins: Iterable[object] = (),
     cache: CacheBackend | None = None,
     http: httpx.AsyncClient | None = None,
+    sinks: Iterable[Sink] = (),
 ) -> AsyncIterator[Orchestrator]:
     """Open an orchestrator, and close everything it opened on exit.
 
@@ -703,6 +831,8 @@ async def open_orchestrator(
             keeps ownership of it.
         http: An HTTP client to share instead of opening one; the caller
             keeps ownership of it.
+        sinks: Telemetry sinks besides the plugins' ``dso_event`` hooks:
+            callables that receive every `Event`, in a worker thread.
 
     Raises:
         ConfigError: The configuration names an unknown provider type or
@@ -713,6 +843,7 @@ async def open_orchestrator(
     spaces = _bind_namespaces(config, loaded, namespaces)
 
     async with AsyncExitStack() as stack:
+        stack.enter_context(_redacting_logs())
         if http is None:
             http = await stack.enter_async_context(_open_http(config))
 
@@ -723,6 +854,12 @@ async def open_orchestrator(
                 _open_backend(config.cache, loaded, clock, "cache")
             )
 
+        telemetry = Telemetry(
+            StatsAggregator(config.health.window),
+            clock,
+            config.telemetry,
+            [*(offered.item for offered in loaded.event_sinks()), *sinks],
+        )
         typed_cache = TypedCache(
             backend,
             Codec(),
@@ -731,8 +868,9 @@ async def open_orchestrator(
             config.cache.prefix,
             config.cache.timeout,
             config.cache.breaker,
+            listener=telemetry,
         )
-        guarded = _guard_all(config, loaded, providers, http)
+        guarded = _guard_all(config, loaded, providers, http, telemetry)
         async with open_background_nursery() as nursery:
             orchestrator = Orchestrator(
                 config=config,
@@ -742,11 +880,37 @@ async def open_orchestrator(
                 cache=typed_cache,
                 http=http,
                 nursery=nursery,
+                telemetry=telemetry,
             )
+            if telemetry.has_sinks:
+                nursery.start_soon(telemetry.deliver)
+
+            if config.health.check_every is not None:
+                nursery.start_soon(
+                    orchestrator._check_providers_every, config.health.check_every
+                )
+
             try:
                 yield orchestrator
             finally:
                 orchestrator._close()
+
+
+@contextmanager
+def _redacting_logs() -> Iterator[None]:
+    # httpx logs every request's full URL at INFO, query-string API keys
+    # included; dso's own messages are redacted where they are made, and
+    # the filter is a second guard for what providers log.
+    redacting = RedactingFilter()
+    loggers = [logging.getLogger(name) for name in ("dso", "httpx", "httpcore")]
+    for each in loggers:
+        each.addFilter(redacting)
+
+    try:
+        yield
+    finally:
+        for each in loggers:
+            each.removeFilter(redacting)
 
 
 def _from_cache(
@@ -887,6 +1051,7 @@ def _guard_all(
     plugins: Plugins,
     providers: Iterable[Provider],
     http: httpx.AsyncClient,
+    telemetry: Telemetry,
 ) -> dict[str, GuardedProvider]:
     factories = plugins.provider_factories()
     guarded = {}
@@ -895,7 +1060,7 @@ def _guard_all(
             raise ValueError(f"provider {provider.name!r} is given twice")
 
         settings = config.provider_settings(provider.name)
-        guarded[provider.name] = _guard(provider, settings, http)
+        guarded[provider.name] = _guard(provider, settings, http, telemetry)
 
     for name, settings in config.providers.items():
         if name in guarded:
@@ -909,15 +1074,21 @@ def _guard_all(
                 f"known: {known}"
             )
 
-        guarded[name] = _guard(offered.item(settings), settings, http)
+        guarded[name] = _guard(offered.item(settings), settings, http, telemetry)
 
     return guarded
 
 
 def _guard(
-    provider: Provider, settings: Any, http: httpx.AsyncClient
+    provider: Provider, settings: Any, http: httpx.AsyncClient, telemetry: Telemetry
 ) -> GuardedProvider:
-    return GuardedProvider(provider, settings, http, on_transition=_log_transition)
+    def on_transition(transition: BreakerTransition) -> None:
+        _log_transition(transition)
+        telemetry.breaker_transitioned(transition)
+
+    return GuardedProvider(
+        provider, settings, http, on_transition=on_transition, telemetry=telemetry
+    )
 
 
 def _log_transition(transition: BreakerTransition) -> None:

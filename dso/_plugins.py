@@ -99,6 +99,13 @@ class Plugins:
             Path(path) for _, paths in self._call("dso_replay_routes") for path in paths
         ]
 
+    def event_sinks(self) -> list[Offered]:
+        """Return the ``dso_event`` implementations, each a telemetry sink."""
+        return [
+            Offered(impl.function.__name__, impl.function, self.infos[impl.plugin_name])
+            for impl in reversed(self.manager.hook.dso_event.get_hookimpls())
+        ]
+
     def _offered(self, hook_name: str) -> dict[str, Offered]:
         offered: dict[str, Offered] = {}
         for plugin, items in self._call(hook_name):

@@ -1,7 +1,8 @@
-"""Removing secrets from URLs before they are shown anywhere."""
+"""Removing secrets from URLs, messages and logs before they are shown."""
 
 from __future__ import annotations
 
+import logging
 import re
 import urllib.parse
 
@@ -39,3 +40,55 @@ def redact_url(url: str) -> str:
         )
 
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_ASSIGNED_SECRET = re.compile(
+    r"(?P<name>\b[\w-]*(?:key|token|secret|password|passwd|authorization)\b)"
+    r"(?P<sep>['\"]?\s*[:=]\s*['\"]?)"
+    r"(?P<scheme>(?:bearer|basic|token)\s+)?"
+    r"(?P<value>[^\s,;'\"&)}\]]+)",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Return *text* with URLs redacted and ``name=secret`` values hidden.
+
+    Covers what logs and messages carry: URLs (see `redact_url`), headers
+    such as ``Authorization: Bearer T``, and assignments such as
+    ``api_key='K'`` or ``"token": "T"``.
+    """
+    text = _URL.sub(lambda match: redact_url(match.group()), text)
+    return _ASSIGNED_SECRET.sub(_hide_value, text)
+
+
+def _hide_value(match: re.Match[str]) -> str:
+    if match["value"] == REDACTED:
+        return match.group()
+
+    scheme = match["scheme"] or ""
+    return f"{match['name']}{match['sep']}{scheme}{REDACTED}"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that hides secrets in messages and tracebacks.
+
+    The orchestrator puts one on the ``dso`` and ``httpx`` loggers while it
+    is open, since httpx logs every request's full URL, query-string API
+    keys included.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite *record*'s message and traceback text; never drop it."""
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg = redacted
+            record.args = None
+
+        if record.exc_info and not record.exc_text:
+            formatted = logging.Formatter().formatException(record.exc_info)
+            record.exc_text = redact_text(formatted)
+
+        return True

@@ -172,3 +172,21 @@ async def test_a_failed_invalidation_raises_cache_error(
     async with dso.open_orchestrator(make_config(), cache=backend) as orch:
         with pytest.raises(dso.CacheError, match="fake failed to delete"):
             await orch.invalidate("quotes", "K0")
+
+
+async def test_backend_failures_reach_telemetry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each failed cache operation counts in the operator's stats()."""
+    provider = FakeProvider("p", {"K0": 0})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        await fetch_times(orch, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        errors = (orch.stats().cache_errors, orch.statistics().cache_errors)
+
+    assert (2, 2) == errors

@@ -552,3 +552,61 @@ async def test_a_batch_claim_outlives_the_requests_that_left_it(
         later = await fetch(orch, "A", "p")
 
     assert (1, 1) == (later.data, len(provider.calls))
+
+
+async def test_a_late_request_joins_the_call_without_reading_the_cache(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A request arriving while its key's call runs joins it, with no cache read."""
+    provider = FakeProvider("p", {"A": 1}, delay=5)
+
+    async with orchestrator(provider) as orch, trio.open_nursery() as nursery:
+        nursery.start_soon(fetch, orch, "A", "p")
+        await trio.sleep(1)
+        late = await fetch(orch, "A", "p")
+        stats = orch.statistics()
+
+    assert (1, False) == (late.data, late.cached)
+    assert (1, 1, 1) == (len(provider.calls), stats.cache_misses, stats.dedup_joins)
+
+
+async def test_a_joined_call_that_fails_falls_back_to_the_stale_value(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A late joiner asking for stale fallback still gets the stale value."""
+    provider = FakeProvider("p")
+    failure = dso.ProviderError(dso.ErrorCode.UNAVAILABLE, "down")
+    provider.script("A", "v1", Delay(5, failure))
+
+    async with orchestrator(provider) as orch, trio.open_nursery() as nursery:
+        await fetch(orch, "A", "p")
+        await trio.sleep(120)
+        nursery.start_soon(fetch, orch, "A", "p")
+        await trio.sleep(1)
+        late = await fetch(orch, "A", "p", allow_stale=True)
+
+    assert ("v1", True) == (late.data, late.stale)
+    assert 2 == len(provider.calls)
+
+
+async def test_a_caller_of_another_tier_reads_the_cache_first(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A call started for a stricter tier does not hold up a tier the cache serves."""
+    provider = FakeProvider("p")
+    provider.script("A", "v1", Delay(5, "v2"))
+    ttl = {"fresh": 60, "stale": 3600, "tiers": {"premium": 10}}
+
+    async with (
+        orchestrator(provider, namespace={"ttl": ttl}) as orch,
+        trio.open_nursery() as nursery,
+    ):
+        await fetch(orch, "A", "p")
+        await trio.sleep(30)
+        nursery.start_soon(functools.partial(fetch, orch, "A", "p", tier="premium"))
+        await trio.sleep(1)
+        started = trio.current_time()
+        free = await fetch(orch, "A", "p")
+        waited = trio.current_time() - started
+
+    assert ("v1", True, 0.0) == (free.data, free.cached, waited)
