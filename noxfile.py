@@ -11,16 +11,25 @@ nox.options.sessions = ["lint", "typecheck", "tests", "demo"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-PLUGINS = ["plugins/dso-market"]
+PLUGINS = [
+    "plugins/dso-market",
+    "plugins/dso-otel",
+    "plugins/dso-prometheus",
+    "plugins/dso-redis",
+]
 LINTED = ["dso", "plugins", "tests", "benchmarks", "noxfile.py"]
 
 
 def install_project(session: nox.Session, *extras: str) -> None:
-    """Install dso (with *extras*) and the first-party plugins, editable."""
+    """Install dso (with *extras*) and the first-party plugins, editable.
+
+    With the ``test`` extra, each plugin's own ``test`` extra comes too
+    (dso-otel's tests need the OpenTelemetry SDK, its code only the API).
+    """
     core = "." if not extras else f".[{','.join(extras)}]"
     session.install("-e", core)
     for plugin in PLUGINS:
-        session.install("-e", plugin)
+        session.install("-e", f"{plugin}[test]" if "test" in extras else plugin)
 
 
 @nox.session
@@ -45,6 +54,9 @@ def thorough(session: nox.Session) -> None:
         "tests/test_codec.py",
         "tests/test_keys.py",
         "tests/test_merge_laws.py",
+        "plugins/dso-redis/tests/test_envelope.py",
+        "tests/test_rate_limits.py",
+        "tests/test_retries.py",
         "--hypothesis-profile=thorough",
         *session.posargs,
     )
@@ -64,7 +76,7 @@ def lint(session: nox.Session) -> None:
         "flake8",
         "--select=ASYNC1,ASYNC2,ASYNC3,ASYNC4",
         "--extend-ignore=ASYNC109,ASYNC127",
-        "--startable-in-context-manager=serve_replay",
+        "--startable-in-context-manager=serve_replay,serve_ops",
         "dso",
         "plugins",
         "tests",
@@ -88,7 +100,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Run the benchmarks; each prints its ratio to a same-run baseline."""
+    """Run the benchmarks; each prints its ratio to a same-run baseline.
+
+    bench_redis starts its own redis-server (the Debian package), and says
+    it skipped itself when the program is not installed.
+    """
     install_project(session)
     session.install(
         "pybreaker>=1.4",

@@ -28,6 +28,7 @@ from ._config import HealthSettings as HealthSettings
 from ._config import NamespaceSettings as NamespaceSettings
 from ._config import PluginSettings as PluginSettings
 from ._config import ProviderSettings as ProviderSettings
+from ._config import RetrySettings as RetrySettings
 from ._config import TelemetrySettings as TelemetrySettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
@@ -54,6 +55,10 @@ from ._events import MergeFinished as MergeFinished
 from ._events import ProviderPaused as ProviderPaused
 from ._events import RetryScheduled as RetryScheduled
 from ._events import StaleServed as StaleServed
+from ._exporter import Exposition as Exposition
+from ._exporter import MetricsExporter as MetricsExporter
+from ._exporter import StatsSource as StatsSource
+from ._exporter import ThreadSafeSource as ThreadSafeSource
 from ._guarded_cache import CacheBackendStatistics as CacheBackendStatistics
 from ._health import Alert as Alert
 from ._health import Health as Health
@@ -66,10 +71,15 @@ from ._http import error_from_http as error_from_http
 from ._http import parse_retry_after as parse_retry_after
 from ._inflight import InflightCalls as InflightCalls
 from ._inflight import InflightStatistics as InflightStatistics
+from ._limits import LimitStatistics as LimitStatistics
+from ._limits import ProviderLimits as ProviderLimits
 from ._merge import ConcatDedupe as ConcatDedupe
 from ._merge import FieldPriority as FieldPriority
 from ._merge import Merge as Merge
 from ._namespace import Namespace as Namespace
+from ._ops_app import OpsApp as OpsApp
+from ._ops_app import ops_app as ops_app
+from ._ops_server import serve_ops as serve_ops
 from ._orchestrator import USE_DEFAULT as USE_DEFAULT
 from ._orchestrator import Orchestrator as Orchestrator
 from ._orchestrator import OrchestratorStatistics as OrchestratorStatistics
@@ -77,6 +87,8 @@ from ._orchestrator import open_orchestrator as open_orchestrator
 from ._provider import BatchProvider as BatchProvider
 from ._provider import Provider as Provider
 from ._provider import ProviderContext as ProviderContext
+from ._quota import QuotaLimit as QuotaLimit
+from ._rate import RateLimit as RateLimit
 from ._redaction import RedactingFilter as RedactingFilter
 from ._redaction import redact_text as redact_text
 from ._redaction import redact_url as redact_url
@@ -125,6 +137,7 @@ __all__ = [
     "DsoError",
     "ErrorCode",
     "Event",
+    "Exposition",
     "FetchFinished",
     "FetchResult",
     "FieldPriority",
@@ -133,11 +146,14 @@ __all__ = [
     "HealthStatus",
     "InflightCalls",
     "InflightStatistics",
+    "LimitStatistics",
     "Merge",
     "MergeFinished",
+    "MetricsExporter",
     "Namespace",
     "NamespaceSettings",
     "NamespaceStats",
+    "OpsApp",
     "Orchestrator",
     "OrchestratorClosed",
     "OrchestratorStatistics",
@@ -148,15 +164,21 @@ __all__ = [
     "ProviderError",
     "ProviderFactory",
     "ProviderHealth",
+    "ProviderLimits",
     "ProviderPaused",
     "ProviderSettings",
     "ProviderStats",
+    "QuotaLimit",
+    "RateLimit",
     "RedactingFilter",
     "RetryScheduled",
+    "RetrySettings",
     "Sink",
     "StaleServed",
     "Stats",
+    "StatsSource",
     "TelemetrySettings",
+    "ThreadSafeSource",
     "TtlSettings",
     "WallClock",
     "check_response",
@@ -164,7 +186,9 @@ __all__ = [
     "hookimpl",
     "load_config",
     "open_orchestrator",
+    "ops_app",
     "parse_retry_after",
     "redact_text",
     "redact_url",
+    "serve_ops",
 ]

@@ -250,22 +250,27 @@ class BatchRun:
                     nursery.start_soon(self._fetch_chunk, misses[start : start + size])
 
     async def _fetch_one(self, key: str) -> None:
-        value, attempt = await self._primary.fetch(
+        value, tries = await self._primary.fetch(
             key,
             namespace=self._space.name,
             deadline=self._deadline,
             accepts=self._space.accepts,
         )
-        self._count_call(attempt)
-        self._attempts[key].append(attempt)
+        for attempt in tries:
+            self._count_call(attempt)
+        self._attempts[key].extend(tries)
         if value is not None:
             self._fetched[key] = value
 
     async def _fetch_chunk(self, chunk: list[str]) -> None:
-        found, attempt = await self._primary.fetch_batch(
+        found, tries = await self._primary.fetch_batch(
             chunk, namespace=self._space.name, deadline=self._deadline
         )
-        self._count_call(attempt)
+        for attempt in tries:
+            self._count_call(attempt)
+        for key in chunk:
+            self._attempts[key].extend(tries[:-1])
+        attempt = tries[-1]
         if found is None:
             for key in chunk:
                 self._attempts[key].append(attempt)
@@ -305,7 +310,8 @@ class BatchRun:
                 nursery.start_soon(rescue, key)
 
     def _count_call(self, attempt: Attempt) -> None:
-        if attempt.code is not ErrorCode.CIRCUIT_OPEN:
+        # Skips by a breaker or a limit called nothing.
+        if not attempt.skipped:
             self._provider_calls += 1
 
     def _result_for(self, key: str, allow_stale: bool) -> FetchResult[Any]:

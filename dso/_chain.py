@@ -38,10 +38,10 @@ async def run_in_order(
             attempts.append(DEADLINE_PASSED)
             break
 
-        value, attempt = await guarded.fetch(
+        value, tries = await guarded.fetch(
             key, namespace=space.name, deadline=call, accepts=space.accepts
         )
-        attempts.append(attempt)
+        attempts.extend(tries)
         if value is not None:
             return await _succeed(
                 key, space, guarded.name, value, attempts, call, cache
@@ -65,7 +65,7 @@ async def run_hedged(
     first success wins and the attempts still running are cancelled; they
     are recorded as CANCELLED, and their breakers count nothing.
     """
-    attempts: list[Attempt | None] = []
+    attempts: list[tuple[Attempt, ...] | None] = []
     winner: list[tuple[str, object]] = []
 
     async with trio.open_nursery() as nursery:
@@ -74,19 +74,17 @@ async def run_hedged(
             index: int, guarded: GuardedProvider, done: trio.Event
         ) -> None:
             try:
-                value, record = await guarded.fetch(
+                value, tries = await guarded.fetch(
                     key,
                     namespace=space.name,
                     deadline=call,
                     accepts=space.accepts,
                 )
             except trio.Cancelled:
-                attempts[index] = Attempt(
-                    guarded.name, ErrorCode.CANCELLED, "another provider answered first"
-                )
+                attempts[index] = (_lost(guarded),)
                 raise
 
-            attempts[index] = record
+            attempts[index] = tries
             if value is not None and not winner:
                 winner.append((guarded.name, value))
                 # Waiters get the answer now, not when every loser has
@@ -107,7 +105,7 @@ async def run_hedged(
             with trio.move_on_after(hedge_after):
                 await done.wait()
 
-    made = tuple(record for record in attempts if record is not None)
+    made = tuple(record for tries in attempts if tries for record in tries)
     if not winner:
         return await _fail(key, space, made, call, cache)
 
@@ -121,18 +119,21 @@ def _won(
     provider: str,
     value: object,
     chain: Sequence[GuardedProvider],
-    attempts: list[Attempt | None],
+    attempts: list[tuple[Attempt, ...] | None],
 ) -> FetchResult[Any]:
     # The attempts still running at this point are about to be cancelled.
     made = tuple(
         record
-        if record is not None
-        else Attempt(
-            guarded.name, ErrorCode.CANCELLED, "another provider answered first"
-        )
-        for guarded, record in zip(chain, attempts, strict=False)
+        for guarded, tries in zip(chain, attempts, strict=False)
+        for record in (tries if tries is not None else (_lost(guarded),))
     )
     return _answer(key, space, provider, value, made)
+
+
+def _lost(guarded: GuardedProvider) -> Attempt:
+    # TODO: tries this provider made before the winner's answer (retries)
+    # are not listed, only the cancelled one.
+    return Attempt(guarded.name, ErrorCode.CANCELLED, "another provider answered first")
 
 
 def _answer(
@@ -168,8 +169,8 @@ async def run_all(
     Fewer than *needed* successes give no data. A merge from fewer than all
     providers is partial and is cached as such.
     """
-    outcomes: list[tuple[object | None, Attempt]] = [
-        (None, Attempt(guarded.name)) for guarded in chain
+    outcomes: list[tuple[object | None, tuple[Attempt, ...]]] = [
+        (None, (Attempt(guarded.name),)) for guarded in chain
     ]
 
     async def attempt(index: int, guarded: GuardedProvider) -> None:
@@ -181,7 +182,7 @@ async def run_all(
         for index, guarded in enumerate(chain):
             nursery.start_soon(attempt, index, guarded)
 
-    attempts = tuple(record for _, record in outcomes)
+    attempts = tuple(record for _, tries in outcomes for record in tries)
     successes = [
         (guarded.name, value)
         for guarded, (value, _) in zip(chain, outcomes, strict=True)

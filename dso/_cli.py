@@ -1,28 +1,37 @@
-"""The ``dso`` command: fetch, list plugins, replay recorded responses."""
+"""The ``dso`` command: fetch, list plugins, replay, serve and show health."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
+import logging
 import os
 import sys
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import attrs
 import cattrs
+import httpx
 import trio
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
 from ._config import Config
+from ._demo_traffic import demo_keys, demo_traffic
 from ._errors import ConfigError, DsoError
+from ._ops_server import serve_ops
+from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._plugins import Plugins, load_plugins
+from ._progress import BatchProgress
 from ._results import FetchResult
 
 
@@ -31,11 +40,20 @@ CONFIG_ENV = "DSO_CONFIG"
 
 _DEFAULT_CONFIG = "dso.toml"
 
+REPLAY_URL_PLACEHOLDER = "${REPLAY_URL}"
+"""Stands for the replay server's URL in a config served with --demo-traffic."""
+
+PROGRESS_FROM = 20
+"""Batches of at least this many keys show a progress bar."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``dso`` command line; return the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # stamina logs every retry it schedules, with no detail; the table
+    # lists each retry with its reason, so those lines are only noise here.
+    logging.getLogger("stamina").setLevel(logging.ERROR)
     console = Console(highlight=False)
     try:
         status: int = args.run(args, console)
@@ -140,7 +158,71 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--url-file", type=Path, help="also write the URL here")
     _add_config_option(replay)
     replay.set_defaults(run=_run_replay)
+    _add_ops_commands(commands)
     return parser
+
+
+def _add_ops_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve /health, /stats, /metrics and a live dashboard",
+        description=(
+            "Open an orchestrator from the configuration and serve its "
+            "operator endpoints until interrupted: / (a live dashboard), "
+            "/health (JSON, 503 while failing), /stats (JSON) and /metrics "
+            "(Prometheus text, with dso-prometheus installed). With "
+            "--demo-traffic, a replay server of the installed plugins' "
+            f"recordings starts too, {REPLAY_URL_PLACEHOLDER} in the "
+            "configuration stands for its URL, and the keys of its [demo] "
+            'table (e.g. keys = {quotes = ["AAPL"]}) are fetched over and '
+            "over, with outages injected now and then, so that the "
+            "dashboard moves."
+        ),
+    )
+    _add_config_option(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (0: any free port)"
+    )
+    serve.add_argument(
+        "--refresh", type=float, default=2.0, help="dashboard refresh, in seconds"
+    )
+    serve.add_argument(
+        "--demo-traffic",
+        action="store_true",
+        help="replay recorded responses and fetch the [demo] keys continuously",
+    )
+    serve.add_argument(
+        "--fixtures",
+        type=Path,
+        help="with --demo-traffic: the recordings folder (default: as dso replay)",
+    )
+    serve.add_argument("--url-file", type=Path, help="also write the URL here")
+    serve.set_defaults(run=_run_serve)
+
+    for name, about, run in (
+        ("health", "print the overall status, providers and alerts", _run_health),
+        ("stats", "print hit rates, provider figures and latencies", _run_stats),
+    ):
+        command = commands.add_parser(
+            name,
+            help=about,
+            description=(
+                f"{about[0].upper()}{about[1:]}: of a running dso serve "
+                "(--url), or of an orchestrator opened from the configuration "
+                "(after running the providers' health checks with --check)."
+                + (" Exits 1 while failing." if name == "health" else "")
+            ),
+        )
+        _add_config_option(command)
+        source = command.add_mutually_exclusive_group()
+        source.add_argument("--url", help="a running dso serve (http://host:port)")
+        source.add_argument(
+            "--check", action="store_true", help="run the providers' health checks"
+        )
+        command.set_defaults(run=run)
 
 
 def _port(text: str) -> int:
@@ -166,27 +248,50 @@ def _load_cli_config(path: Path | None) -> Config:
     The command line keeps its cache in a SQLite file unless the file says
     otherwise, so that a second run is served from the first one's cache.
     """
+    path, data = _read_config_data(path)
+    return _config_from(path, data)
+
+
+def _config_path(path: Path | None) -> Path | None:
     if path is None and CONFIG_ENV in os.environ:
         path = Path(os.environ[CONFIG_ENV])
 
     if path is None:
         path = Path(_DEFAULT_CONFIG)
         if not path.exists():
-            return Config.from_dict(_with_cli_defaults({}))
+            return None
+
+    return path
+
+
+def _read_config_data(
+    path: Path | None, replacements: dict[str, str] | None = None
+) -> tuple[Path | None, dict[str, Any]]:
+    path = _config_path(path)
+    if path is None:
+        return None, {}
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+
+    for old, new in (replacements or {}).items():
+        text = text.replace(old, new)
+
+    try:
+        return path, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
+
+def _config_from(path: Path | None, data: dict[str, Any]) -> Config:
     try:
         return Config.from_dict(_with_cli_defaults(data))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
 def _with_cli_defaults(data: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +316,7 @@ def _run_fetch(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--report: no folder {args.report.parent}")
 
     config = _load_cli_config(args.config)
-    results, statistics = trio.run(_fetch, config, args)
+    results, statistics = trio.run(_fetch, config, args, console)
     summarize = _summarizer(load_plugins(config.plugins), args.namespace)
 
     console.print(_results_table(results, args.namespace, summarize))
@@ -223,12 +328,18 @@ def _run_fetch(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _fetch(
-    config: Config, args: argparse.Namespace
+    config: Config, args: argparse.Namespace, console: Console
 ) -> tuple[list[FetchResult[Any]], Any]:
     providers = args.providers.split(",") if args.providers else None
-    async with open_orchestrator(config) as orchestrator:
-        results = await _fetch_with(orchestrator, args, providers)
-        return results, orchestrator.statistics()
+    keys = len(dict.fromkeys(args.keys))
+    long_batch = args.batch and keys >= PROGRESS_FROM
+    with Progress(console=console, transient=True, disable=not long_batch) as progress:
+        sink = BatchProgress(progress, args.namespace, keys)
+        sinks = [sink] if long_batch else []
+        async with open_orchestrator(config, sinks=sinks) as orchestrator:
+            results = await _fetch_with(orchestrator, args, providers)
+            sink.finish()
+            return results, orchestrator.statistics()
 
 
 async def _fetch_with(
@@ -432,6 +543,125 @@ def _run_replay(args: argparse.Namespace, console: Console) -> int:
 
     trio.run(run)
     return 0
+
+
+def _run_serve(args: argparse.Namespace, console: Console) -> int:
+    if args.refresh <= 0:
+        raise ValueError(f"--refresh must be positive, not {args.refresh}")
+
+    if importlib.util.find_spec("hypercorn") is None:
+        raise ConfigError("dso serve needs hypercorn: pip install 'dso[serve]'")
+
+    try:
+        if args.demo_traffic:
+            trio.run(_serve_demo, args, console)
+        else:
+            trio.run(_serve, _load_cli_config(args.config), args, console)
+    except BaseExceptionGroup as group:
+        raise _alone(group) from None
+
+    return 0
+
+
+def _alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Return the one error nurseries wrapped in groups, or the group."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+
+    return error
+
+
+async def _serve(
+    config: Config,
+    args: argparse.Namespace,
+    console: Console,
+    traffic: Callable[[Orchestrator], Awaitable[None]] | None = None,
+) -> None:
+    serve = partial(serve_ops, refresh_every=args.refresh)
+    async with (
+        open_orchestrator(config) as orchestrator,
+        trio.open_nursery() as nursery,
+    ):
+        url = await nursery.start(serve, orchestrator, args.host, args.port)
+        if args.url_file is not None:
+            args.url_file.write_text(url, encoding="utf-8")
+
+        console.print(f"serving {url}: / /health /stats /metrics")
+
+        if traffic is not None:
+            nursery.start_soon(traffic, orchestrator)
+
+
+async def _serve_demo(args: argparse.Namespace, console: Console) -> None:
+    from .testing import find_fixtures_dir, load_routes, open_replay_server
+
+    _, plain = _read_config_data(args.config)
+    plugins = load_plugins(_config_from(None, _without_demo(plain)).plugins)
+    routes = [route for path in plugins.replay_routes() for route in load_routes(path)]
+    if not routes:
+        raise ConfigError("--demo-traffic: no installed plugin has recordings")
+
+    fixtures = find_fixtures_dir(args.fixtures)
+    async with open_replay_server(routes, fixtures) as server:
+        path, data = _read_config_data(
+            args.config, {REPLAY_URL_PLACEHOLDER: server.url}
+        )
+        keys = demo_keys(data.pop("demo", None))
+        config = _config_from(path, data)
+        console.print(f"replaying {len(routes)} recordings at {server.url}")
+        await _serve(config, args, console, partial(demo_traffic, server, keys))
+
+
+def _without_demo(data: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in data.items() if name != "demo"}
+
+
+def _run_health(args: argparse.Namespace, console: Console) -> int:
+    health = _read_view(args, "health")
+    console.print(health_view(health))
+    return 1 if health["status"] == "failing" else 0
+
+
+def _run_stats(args: argparse.Namespace, console: Console) -> int:
+    console.print(stats_view(_read_view(args, "stats")))
+    return 0
+
+
+def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:
+    if args.url is not None:
+        return _fetch_view(args.url, what)
+
+    return trio.run(_open_view, _load_cli_config(args.config), what, args.check)
+
+
+def _fetch_view(url: str, what: str) -> dict[str, Any]:
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/{what}", timeout=10)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"--url {url}: {exc}") from None
+
+    # /health answers 503 while failing, with the verdict as usual.
+    if response.status_code not in (200, 503):
+        raise ConfigError(f"--url {url}: /{what} answered {response.status_code}")
+
+    try:
+        data: dict[str, Any] = response.json()
+    except ValueError:
+        raise ConfigError(f"--url {url}: /{what} did not answer JSON") from None
+
+    return data
+
+
+async def _open_view(config: Config, what: str, check: bool) -> dict[str, Any]:
+    async with open_orchestrator(config) as orchestrator:
+        if check:
+            await orchestrator.check_providers()
+
+        if what == "health":
+            return orchestrator.health().to_dict()
+
+        return orchestrator.stats().to_dict()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -36,7 +36,9 @@ from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 
 from ._errors import ConfigError, ErrorCode
-from ._redaction import redact_url
+from ._quota import QuotaLimit
+from ._rate import RateLimit
+from ._redaction import REDACTED, redact_url
 
 
 class _FieldError(ValueError):
@@ -91,8 +93,11 @@ def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
 
 
 def _error_codes(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    ours = {ErrorCode.CIRCUIT_OPEN, ErrorCode.CANCELLED}
-    known = {code.value for code in ErrorCode if code not in ours}
+    known = {
+        code.value
+        for code in ErrorCode
+        if not code.skipped and code is not ErrorCode.CANCELLED
+    }
     for index, name in enumerate(value):
         if name not in known:
             raise _FieldError(
@@ -149,8 +154,53 @@ class BreakerSettings:
         return frozenset(ErrorCode(name) for name in self.ignore)
 
 
+def _at_least_one(
+    instance: object, attribute: attrs.Attribute[Any], value: Any
+) -> None:
+    if not value >= 1:
+        raise _FieldError(attribute.name, f"must be at least 1, got {value!r}")
+
+
+@attrs.frozen
+class RetrySettings:
+    """How a provider's transient failures are tried again.
+
+    TIMEOUT and UNAVAILABLE (a dropped connection among them) are
+    retried; nothing else is. The wait before retry *n* is drawn at
+    random between 0 and ``min(wait_max, wait_initial * wait_exp_base **
+    (n - 1))`` ("full jitter"), and a retry whose wait would not end
+    before the call's deadline is not started.
+
+    Attributes:
+        enabled: Retry at all (``true``).
+        attempts: Tries in all, the first one included (3: two retries).
+        wait_initial: The backoff's ceiling before the first retry (0.1 s).
+        wait_max: The largest ceiling (5 s).
+        wait_exp_base: How fast the ceiling grows (2: it doubles).
+    """
+
+    enabled: bool = True
+    attempts: int = attrs.field(default=3, validator=_positive)
+    wait_initial: float = attrs.field(default=0.1, validator=_not_negative)
+    wait_max: float = attrs.field(default=5.0, validator=_not_negative)
+    wait_exp_base: float = attrs.field(default=2.0, validator=_at_least_one)
+
+
 def _url_repr(url: str | None) -> str:
     return repr(url if url is None else redact_url(url))
+
+
+def _options_repr(options: dict[str, Any]) -> str:
+    return repr({name: _shown_option(name, value) for name, value in options.items()})
+
+
+def _shown_option(name: str, value: object) -> object:
+    # Options may hold a URL with a password (the redis backend's url) or
+    # a secret under its own name; neither may show.
+    if any(secret in name for secret in _SECRET_FIELDS):
+        return REDACTED
+
+    return redact_url(value) if isinstance(value, str) else value
 
 
 @attrs.frozen
@@ -168,6 +218,19 @@ class ProviderSettings:
         timeout: Seconds one attempt may take.
         max_concurrency: Calls to this provider in flight at once.
         breaker: The circuit breaker's settings.
+        rate_limit: Calls allowed per period, as ``"5/minute"`` (also
+            ``/second``, ``/hour``, ``/day``) or a number of calls per
+            second; a call beyond it skips the provider (off).
+        rate_limit_wait: Wait for the rate limit instead, as long as the
+            wait ends before the call's deadline (``false``).
+        quota: Calls allowed per UTC calendar day or month, as
+            ``"500/day"`` or ``"10000/month"``; once used up, the
+            provider is skipped until the next period (off).
+        max_pause: The longest pause a ``Retry-After`` may impose, in
+            seconds (3600).
+        default_pause: The pause after a rate-limit error whose
+            ``Retry-After`` is missing, negative or unreadable (60).
+        retries: How transient failures are tried again.
         options: Anything else the provider understands.
     """
 
@@ -179,6 +242,12 @@ class ProviderSettings:
     timeout: float = attrs.field(default=10.0, validator=_positive)
     max_concurrency: int = attrs.field(default=10, validator=_positive)
     breaker: BreakerSettings = BreakerSettings()
+    rate_limit: RateLimit | None = None
+    rate_limit_wait: bool = False
+    quota: QuotaLimit | None = None
+    max_pause: float = attrs.field(default=3600.0, validator=_not_negative)
+    default_pause: float = attrs.field(default=60.0, validator=_not_negative)
+    retries: RetrySettings = RetrySettings()
     options: dict[str, Any] = attrs.Factory(dict)
 
     @property
@@ -295,7 +364,7 @@ class CacheSettings:
     l1: CacheSettings | None = attrs.field(default=None, validator=_tier)
     l2: CacheSettings | None = attrs.field(default=None, validator=_tier)
     l1_ttl: float = attrs.field(default=60.0, validator=_not_negative)
-    options: dict[str, Any] = attrs.Factory(dict)
+    options: dict[str, Any] = attrs.field(factory=dict, repr=_options_repr)
 
 
 @attrs.frozen
@@ -503,7 +572,15 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(_is_list, _only_lists)
     converter.register_structure_hook_factory(attrs.has, _only_tables)
     converter.register_structure_hook_func(_is_literal, _one_of)
+    converter.register_structure_hook(RateLimit, _parsed(RateLimit.parse))
+    converter.register_structure_hook(QuotaLimit, _parsed(QuotaLimit.parse))
     return converter
+
+
+def _parsed(parse: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    # Both parsers raise ValueError with the expected format, which the
+    # error report shows next to the field's path.
+    return lambda value, _: parse(value)
 
 
 def _is_list(type_: Any) -> bool:

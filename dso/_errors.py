@@ -21,7 +21,8 @@ class ErrorCode(enum.Enum):
     """Why an attempt did not produce data.
 
     Providers raise the first six. The orchestrator records the others
-    itself when it decides not to call a provider at all.
+    itself: CANCELLED for a hedge that lost, and the skips, when it
+    decides not to call a provider at all.
     """
 
     NOT_FOUND = "not_found"
@@ -47,6 +48,30 @@ class ErrorCode(enum.Enum):
 
     CANCELLED = "cancelled"
     """The attempt was cancelled because another provider answered first."""
+
+    RATE_LIMITED_LOCALLY = "rate_limited_locally"
+    """The provider's configured rate limit is spent; it was not called."""
+
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    """The provider's quota for the day (or month) is used up; not called."""
+
+    PAUSED = "paused"
+    """The provider asked for a pause (``Retry-After``); it was not called."""
+
+    @property
+    def skipped(self) -> bool:
+        """Whether this code means the provider was not called at all."""
+        return self in _SKIPS
+
+
+_SKIPS = frozenset(
+    {
+        ErrorCode.CIRCUIT_OPEN,
+        ErrorCode.RATE_LIMITED_LOCALLY,
+        ErrorCode.QUOTA_EXHAUSTED,
+        ErrorCode.PAUSED,
+    }
+)
 
 
 class DsoError(Exception):

@@ -1,4 +1,4 @@
-"""A provider behind its circuit breaker, bulkhead and per-attempt timeout."""
+"""A provider behind its limits, breaker, bulkhead, timeout and retries."""
 
 from __future__ import annotations
 
@@ -9,21 +9,25 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar, cast
 
+import attrs
 import httpx
 import trio
 
 from ._breaker import BreakerTransition, CircuitBreaker
+from ._clock import TrioWallClock
 from ._config import ProviderSettings
 from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
+from ._limits import ProviderLimits, Refusal
 from ._provider import BatchProvider, Provider, ProviderContext
 from ._results import Attempt
+from ._retry import retry, worth_retrying
 from ._telemetry import Telemetry
 
 
 V = TypeVar("V")
 
-SKIPPED = frozenset({ErrorCode.CIRCUIT_OPEN})
+SKIPPED = frozenset(code for code in ErrorCode if code.skipped)
 """Codes of attempts that never reached the provider."""
 
 logger = logging.getLogger("dso")
@@ -68,17 +72,19 @@ def _following(
 class GuardedProvider:
     """Calls a provider the careful way.
 
-    Every attempt asks the breaker first, waits for a place in the
-    provider's bulkhead (a `trio.CapacityLimiter`), runs under a cancel
-    scope bounded by the attempt timeout and the caller's deadline, and
-    turns whatever happened into an `Attempt`.
+    Every try checks the provider's pause and quota, waits for a place in
+    the provider's bulkhead (a `trio.CapacityLimiter`), asks the breaker,
+    takes a token from the rate limit, runs under a cancel scope bounded
+    by the attempt timeout and the caller's deadline, and turns whatever
+    happened into an `Attempt`. A RATE_LIMIT error pauses the provider
+    for every caller; transient failures are tried again.
 
     Args:
         provider: The provider to call.
         settings: Its configuration section.
         http: The shared HTTP client, handed to the provider.
         on_transition: Called with the breaker's state changes.
-        telemetry: Where attempts are reported.
+        telemetry: Where attempts, retries and pauses are reported.
     """
 
     def __init__(
@@ -99,6 +105,15 @@ class GuardedProvider:
             on_transition=on_transition,
         )
         self.limiter = trio.CapacityLimiter(settings.max_concurrency)
+        self.limits = ProviderLimits(
+            rate_limit=settings.rate_limit,
+            quota=settings.quota,
+            wait_for_token=settings.rate_limit_wait,
+            max_pause=settings.max_pause,
+            default_pause=settings.default_pause,
+            # Only a quota needs wall time, to know where UTC days begin.
+            wall=TrioWallClock() if settings.quota else trio.current_time,
+        )
         self.calls = 0
         self._http = http
         self._telemetry = telemetry
@@ -123,8 +138,8 @@ class GuardedProvider:
         namespace: str,
         deadline: float | MovingDeadline,
         accepts: Callable[[object], bool] = lambda value: True,
-    ) -> tuple[object | None, Attempt]:
-        """Try to fetch one key; return the value (or ``None``) and the attempt.
+    ) -> tuple[object | None, tuple[Attempt, ...]]:
+        """Try to fetch one key; return the value (or ``None``) and the tries.
 
         A value that *accepts* refuses is the provider's INVALID_RESPONSE.
         """
@@ -137,11 +152,11 @@ class GuardedProvider:
 
             return value
 
-        value, attempt = await self._attempt(
+        value, attempts = await self._tries(
             call, namespace=namespace, deadline=deadline, key=key
         )
-        self._report(namespace, key, attempt)
-        return value, attempt
+        self._report(namespace, key, attempts)
+        return value, attempts
 
     async def fetch_batch(
         self,
@@ -149,8 +164,8 @@ class GuardedProvider:
         *,
         namespace: str,
         deadline: float | MovingDeadline,
-    ) -> tuple[Mapping[str, object] | None, Attempt]:
-        """Try to fetch a chunk of keys in one call."""
+    ) -> tuple[Mapping[str, object] | None, tuple[Attempt, ...]]:
+        """Try to fetch a chunk of keys in one call; it costs one token."""
         provider = cast(BatchProvider, self.provider)
 
         async def call(ctx: ProviderContext) -> Mapping[str, object]:
@@ -163,32 +178,76 @@ class GuardedProvider:
 
             return found
 
-        found, attempt = await self._attempt(
+        found, attempts = await self._tries(
             call, namespace=namespace, deadline=deadline, keys=len(keys)
         )
-        self._report(namespace, None, attempt)
-        if self._telemetry is not None and attempt.code not in SKIPPED:
-            self._telemetry.batch_chunk_fetched(
-                namespace,
-                self.name,
-                len(keys),
-                len(found or ()),
-                attempt.duration,
-                attempt.code,
-            )
+        self._report(namespace, None, attempts)
+        if self._telemetry is not None:
+            for attempt in attempts:
+                if attempt.code not in SKIPPED:
+                    self._telemetry.batch_chunk_fetched(
+                        namespace,
+                        self.name,
+                        len(keys),
+                        len(found or ()) if attempt.ok else 0,
+                        attempt.duration,
+                        attempt.code,
+                    )
 
-        return found, attempt
+        return found, attempts
 
-    def _report(self, namespace: str, key: str | None, attempt: Attempt) -> None:
+    def _report(
+        self, namespace: str, key: str | None, attempts: Sequence[Attempt]
+    ) -> None:
         if self._telemetry is None:
             return
 
-        if attempt.code in SKIPPED:
-            self._telemetry.attempt_skipped(namespace, self.name, key, attempt.code)
-        else:
-            self._telemetry.attempt_ended(
-                namespace, self.name, key, attempt.code, attempt.duration
+        for attempt in attempts:
+            if attempt.code in SKIPPED:
+                self._telemetry.attempt_skipped(namespace, self.name, key, attempt.code)
+            else:
+                self._telemetry.attempt_ended(
+                    namespace, self.name, key, attempt.code, attempt.duration
+                )
+
+    async def _tries(
+        self,
+        call: Callable[[ProviderContext], Awaitable[V]],
+        *,
+        namespace: str,
+        deadline: float | MovingDeadline,
+        keys: int = 1,
+        key: str | None = None,
+    ) -> tuple[V | None, tuple[Attempt, ...]]:
+        value, first = await self._attempt(
+            call, namespace=namespace, deadline=deadline, keys=keys, key=key
+        )
+        if not worth_retrying(first, self.settings.retries):
+            return value, (first,)
+
+        async def try_again(number: int) -> tuple[V | None, Attempt]:
+            value, attempt = await self._attempt(
+                call, namespace=namespace, deadline=deadline, keys=keys, key=key
             )
+            return value, attrs.evolve(attempt, retry=number)
+
+        def on_wait(number: int, delay: float, failed: Attempt) -> None:
+            if self._telemetry is not None and failed.code is not None:
+                self._telemetry.retry_scheduled(
+                    namespace, self.name, key, number, delay, failed.code
+                )
+
+        return await retry(
+            first,
+            try_again,
+            self.settings.retries,
+            clock=trio.current_time,
+            deadline=lambda: _now_due(deadline),
+            on_wait=on_wait,
+        )
+
+    def _skipped(self, refusal: Refusal, keys: int) -> tuple[None, Attempt]:
+        return None, Attempt(self.name, refusal.code, refusal.message, keys=keys)
 
     async def _attempt(
         self,
@@ -199,6 +258,12 @@ class GuardedProvider:
         keys: int = 1,
         key: str | None = None,
     ) -> tuple[V | None, Attempt]:
+        # A paused provider or a spent quota need not wait in the bulkhead
+        # to be refused.
+        refusal = self.limits.check()
+        if refusal is not None:
+            return self._skipped(refusal, keys)
+
         # Waiting for a place in the bulkhead comes first and is bounded by
         # the call's deadline only: time spent queued behind our own calls
         # says nothing about the provider, so it neither takes a breaker
@@ -228,36 +293,58 @@ class GuardedProvider:
             )
             return None, skipped
 
-        self.calls += 1
-        if self._telemetry is not None:
-            self._telemetry.attempt_started(namespace, self.name, key)
-
-        started = trio.current_time()
         settled = False
         try:
-            value = await self._call_in_time(call, namespace, deadline)
-        except ProviderError as exc:
-            duration = trio.current_time() - started
-            if isinstance(exc, _CallDeadlinePassed):
-                # The caller ran out of time, not the provider: like a
-                # cancellation, it says nothing about the provider's health.
-                self.breaker.release(permit)
+            # The token is taken last, so that no skip spends one.
+            if self.limits.wait_for_token:
+                refusal = await self.limits.wait_and_take(_now_due(deadline))
             else:
-                self.breaker.record_error(permit, exc.code, duration)
-            settled = True
-            return None, Attempt(
-                self.name, exc.code, exc.message, duration=duration, keys=keys
-            )
-        else:
-            duration = trio.current_time() - started
-            self.breaker.record_success(permit, duration)
-            settled = True
-            return value, Attempt(self.name, duration=duration, keys=keys)
+                refusal = self.limits.take()
+            if refusal is not None:
+                return self._skipped(refusal, keys)
+
+            self.calls += 1
+            if self._telemetry is not None:
+                self._telemetry.attempt_started(namespace, self.name, key)
+
+            started = trio.current_time()
+            try:
+                value = await self._call_in_time(call, namespace, deadline)
+            except ProviderError as exc:
+                duration = trio.current_time() - started
+                if isinstance(exc, _CallDeadlinePassed):
+                    # The caller ran out of time, not the provider: like a
+                    # cancellation, it says nothing about its health.
+                    self.breaker.release(permit)
+                else:
+                    self.breaker.record_error(permit, exc.code, duration)
+                settled = True
+                message = self._pause_if_asked(exc)
+                return None, Attempt(
+                    self.name, exc.code, message, duration=duration, keys=keys
+                )
+            else:
+                duration = trio.current_time() - started
+                self.breaker.record_success(permit, duration)
+                settled = True
+                return value, Attempt(self.name, duration=duration, keys=keys)
         finally:
-            # Only a cancellation from outside gets here unsettled: it says
-            # nothing about the provider's health.
+            # A skip by a limit, or a cancellation from outside, gets here
+            # unsettled: neither says anything about the provider's health.
             if not settled:
                 self.breaker.release(permit)
+
+    def _pause_if_asked(self, exc: ProviderError) -> str:
+        if exc.code is not ErrorCode.RATE_LIMIT:
+            return exc.message
+
+        seconds = self.limits.pause(exc.retry_after)
+        if self._telemetry is not None:
+            # Reports and logs the pause at WARNING.
+            self._telemetry.provider_paused(self.name, seconds)
+        else:
+            logger.warning("provider %s asked for a pause of %g s", self.name, seconds)
+        return f"{exc.message}; provider paused for {seconds:g} s"
 
     async def _call_in_time(
         self,
@@ -314,8 +401,9 @@ class GuardedProvider:
 async def run_health_check(guarded: GuardedProvider, timeout: float) -> None:
     """Run *guarded*'s provider's ``health_check(ctx)``; raise if it fails.
 
-    The check bypasses the breaker and the bulkhead: it asks whether the
-    provider is well, and must answer even while the breaker is open.
+    The check bypasses the breaker, the bulkhead and the rate limits: it
+    asks whether the provider is well, and must answer even while the
+    breaker is open.
 
     Raises:
         ProviderError: The check failed or did not finish within *timeout*.

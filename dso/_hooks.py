@@ -20,6 +20,7 @@ import pluggy
 from ._cache import CacheBackendFactory
 from ._config import ProviderSettings
 from ._events import Event
+from ._exporter import MetricsExporter
 from ._namespace import Namespace
 from ._provider import Provider
 
@@ -69,4 +70,12 @@ def dso_event(event: Event) -> None:
     events happened. An exception is logged once per sink and counted; the
     events a sink is too slow for are dropped and counted, never queued
     without bound. Do not block for long: the next events wait.
+    """
+
+
+@hookspec
+def dso_metrics_exporters() -> Mapping[str, MetricsExporter]:  # type: ignore[empty-body]
+    """Return metrics exporters by format name (``prometheus``...).
+
+    ``dso serve`` answers ``/metrics`` with the ``prometheus`` exporter.
     """

@@ -64,7 +64,10 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     """Return the seconds a ``Retry-After`` header asks to wait.
 
     Both forms of RFC 9110 are understood: a number of seconds and an
-    HTTP date. Unparseable values give ``None``; dates in the past give 0.
+    HTTP date. Dates in the past give 0. Values that mean nothing give
+    ``None``: unparseable ones, and negative or not-a-number seconds
+    (RFC 9110 allows digits only), so that callers fall back to a
+    default instead of taking them at their word.
 
     Args:
         value: The header's value.
@@ -76,9 +79,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if seconds >= 0 else None
 
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -42,6 +42,7 @@ from ._guarded import GuardedProvider, run_health_check
 from ._guarded_cache import CacheBackendStatistics
 from ._health import Health, judge
 from ._inflight import InflightCalls, RunShared, SharedCall
+from ._limits import ProviderLimits
 from ._merge import Merge
 from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
@@ -95,6 +96,8 @@ class OrchestratorStatistics:
         calls_in_flight: Shared provider calls running now.
         dedup_joins: Requests that joined a call already in flight.
         breakers: Each provider's breaker state.
+        quota_used: For each provider with a quota, the share of it used
+            in the current period (0 to 1).
         cache_not_found_hits: Keys answered NOT_FOUND from the cache
             (``negative_ttl``), without a provider call.
         cache_backends: Each cache backend's breaker state and failures,
@@ -110,6 +113,7 @@ class OrchestratorStatistics:
     calls_in_flight: int
     dedup_joins: int
     breakers: dict[str, BreakerState]
+    quota_used: dict[str, float] = attrs.Factory(dict)
     cache_not_found_hits: int = 0
     cache_backends: dict[str, CacheBackendStatistics] = attrs.Factory(dict)
 
@@ -432,6 +436,11 @@ class Orchestrator:
             calls_in_flight=inflight.calls,
             dedup_joins=inflight.joins,
             breakers={name: p.breaker.state for name, p in self._providers.items()},
+            quota_used={
+                name: p.limits.quota.fraction
+                for name, p in self._providers.items()
+                if p.limits.quota is not None
+            },
             cache_not_found_hits=counters.not_found_hits,
             cache_backends=backends,
         )
@@ -458,6 +467,11 @@ class Orchestrator:
             breakers={
                 name: guarded.breaker.state.value
                 for name, guarded in self._providers.items()
+            },
+            quotas={
+                name: guarded.limits.quota.fraction
+                for name, guarded in self._providers.items()
+                if guarded.limits.quota is not None
             },
         )
 
@@ -515,6 +529,17 @@ class Orchestrator:
             LookupError: No provider has that name.
         """
         return self._guarded(provider).breaker
+
+    def limits(self, provider: str) -> ProviderLimits:
+        """Return the rate limit, quota and pause state of *provider*.
+
+        Read its `~ProviderLimits.statistics` for the quota used, the
+        tokens left and the time left of a pause the provider asked for.
+
+        Raises:
+            LookupError: No provider has that name.
+        """
+        return self._guarded(provider).limits
 
     def _guarded(self, name: str) -> GuardedProvider:
         # Providers that have a factory but no configuration section are

@@ -29,6 +29,7 @@ _HOOK_RESULTS: dict[str, type] = {
     "dso_cache_backends": Mapping,
     "dso_namespaces": Sequence,
     "dso_replay_routes": Sequence,
+    "dso_metrics_exporters": Mapping,
 }
 
 ENTRY_POINT_GROUP = "dso"
@@ -98,6 +99,10 @@ class Plugins:
         return [
             Path(path) for _, paths in self._call("dso_replay_routes") for path in paths
         ]
+
+    def metrics_exporters(self) -> dict[str, Offered]:
+        """Return the metrics exporters by format name."""
+        return self._offered("dso_metrics_exporters")
 
     def event_sinks(self) -> list[Offered]:
         """Return the ``dso_event`` implementations, each a telemetry sink."""

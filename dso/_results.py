@@ -26,6 +26,7 @@ class Attempt:
         message: What happened, for people; never carries a secret.
         duration: Seconds the attempt took (0 when it was skipped).
         keys: How many keys the call asked for (1 unless batched).
+        retry: 0 for a first try, 1 for the first retry, and so on.
     """
 
     provider: str
@@ -33,11 +34,17 @@ class Attempt:
     message: str = ""
     duration: float = 0.0
     keys: int = 1
+    retry: int = 0
 
     @property
     def ok(self) -> bool:
         """Whether the attempt produced data."""
         return self.code is None
+
+    @property
+    def skipped(self) -> bool:
+        """Whether the provider was not called (a breaker or limit said no)."""
+        return self.code is not None and self.code.skipped
 
 
 DEADLINE_PASSED = Attempt(

@@ -20,8 +20,10 @@ async def orchestrator(*providers: FakeProvider) -> AsyncIterator[dso.Orchestrat
         {
             "plugins": {"autoload": False},
             "namespaces": {"quotes": {"ttl": {"fresh": 60, "stale": 600}}},
+            # Retries have their own tests (test_retries.py).
             "providers": {
-                provider.name: {"max_concurrency": 2} for provider in providers
+                provider.name: {"max_concurrency": 2, "retries": {"enabled": False}}
+                for provider in providers
             },
         }
     )

@@ -27,8 +27,13 @@ async def orchestrator(
         {
             "plugins": {"autoload": False},
             "namespaces": {"quotes": namespace},
+            # Retries have their own tests (test_retries.py).
             "providers": {
-                provider.name: {"timeout": 100, "max_concurrency": 5}
+                provider.name: {
+                    "timeout": 100,
+                    "max_concurrency": 5,
+                    "retries": {"enabled": False},
+                }
                 for provider in providers
             },
             **settings,

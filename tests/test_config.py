@@ -122,3 +122,12 @@ def test_api_key_is_not_in_repr() -> None:
     config = dso.Config.from_dict({"providers": {"p": {"api_key": "SECRET-1"}}})
 
     assert "SECRET-1" not in repr(config)
+
+
+@pytest.mark.parametrize("code", ["paused", "rate_limited_locally", "cancelled"])
+def test_breakers_cannot_ignore_what_dso_decides_itself(code: str) -> None:
+    """Skip and cancel codes are no provider outcome: a breaker cannot ignore them."""
+    with pytest.raises(dso.ConfigError) as caught:
+        dso.Config.from_dict({"providers": {"p": {"breaker": {"ignore": [code]}}}})
+
+    assert str(caught.value).startswith("providers.p.breaker.ignore.0: unknown error")

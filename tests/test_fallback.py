@@ -70,8 +70,9 @@ async def test_falls_back_in_order_and_lists_every_attempt(
     down.fail_all()
     empty = FakeProvider("empty")
     good = FakeProvider("good", {"AAPL": 3.0})
+    config = make_config(down={"retries": {"enabled": False}})
 
-    async with orchestrator(down, empty, good) as orch:
+    async with orchestrator(down, empty, good, config=config) as orch:
         result = await orch.fetch_with_fallback(
             "AAPL", ["down", "empty", "good"], namespace="quotes"
         )
@@ -195,7 +196,7 @@ async def test_attempt_timeout_moves_on_to_the_next_provider(
     slow = FakeProvider("slow")
     slow.script("AAPL", Hang())
     fast = FakeProvider("fast", {"AAPL": 5})
-    config = make_config(slow={"timeout": 2})
+    config = make_config(slow={"timeout": 2, "retries": {"enabled": False}})
 
     async with orchestrator(slow, fast, config=config) as orch:
         start = trio.current_time()
@@ -421,8 +422,9 @@ async def test_the_deadline_keeps_the_attempts_made_before_it(
     down.fail_all()
     hangs = FakeProvider("hangs")
     hangs.script("A", Hang())
+    config = make_config(down={"retries": {"enabled": False}})
 
-    async with orchestrator(down, hangs) as orch:
+    async with orchestrator(down, hangs, config=config) as orch:
         result = await orch.fetch_with_fallback(
             "A", ["down", "hangs"], namespace="quotes", timeout=1
         )

@@ -59,7 +59,7 @@ def test_retry_after_as_http_date() -> None:
     assert 120.0 == seconds
 
 
-@pytest.mark.parametrize("value", ["soon", "", None])
+@pytest.mark.parametrize("value", ["soon", "", None, "-5", "nan"])
 def test_unparseable_retry_after_is_none(value: str | None) -> None:
     """A Retry-After that means nothing is None, not an error."""
     assert dso.parse_retry_after(value) is None

@@ -30,7 +30,11 @@ async def orchestrator(*providers: FakeProvider) -> AsyncIterator[dso.Orchestrat
         {
             "plugins": {"autoload": False},
             "namespaces": {"profiles": {"ttl": {"fresh": 100, "partial": 10}}},
-            "providers": {provider.name: {"timeout": 3} for provider in providers},
+            # Retries have their own tests (test_retries.py).
+            "providers": {
+                provider.name: {"timeout": 3, "retries": {"enabled": False}}
+                for provider in providers
+            },
         }
     )
     async with dso.open_orchestrator(

@@ -49,3 +49,21 @@ def test_a_bad_api_key_value_is_not_echoed() -> None:
         dso.Config.from_dict({"providers": {"p": {"api_key": 12345678}}})
 
     assert "providers.p.api_key: expected a string" == str(info.value)
+
+
+def test_cache_options_repr_hides_url_passwords_and_secrets() -> None:
+    """A cache backend's options never show a URL's password or a secret."""
+    config = dso.Config.from_dict(
+        {
+            "cache": {
+                "backend": "redis",
+                "options": {"url": "redis://u:hunter2@h:6379/0", "password": "pw-9"},
+            }
+        }
+    )
+
+    shown = repr(config)
+
+    assert "hunter2" not in shown
+    assert "pw-9" not in shown
+    assert "redis://u:***@h:6379/0" in shown

@@ -527,3 +527,20 @@ async def test_plugins_receive_events_through_the_dso_event_hook(
         await wait_for_events(received, 4)
 
     assert isinstance(received[-1], dso.FetchFinished)
+
+
+async def test_quota_use_shows_in_stats_and_alerts_past_its_threshold(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Quota use is a fraction in stats(), and over 80 % it raises an alert."""
+    provider = FakeProvider("p", {f"K{index}": index for index in range(10)})
+    settings = {"providers": {"p": {"quota": "10/day"}}}
+
+    async with orchestrator(provider, **settings) as orch:
+        for index in range(9):
+            await fetch(orch, f"K{index}", "p")
+        used = orch.stats().providers["p"].quota_used
+        rules = [alert.rule for alert in orch.health().alerts]
+
+    assert 0.9 == used
+    assert "quota" in rules

@@ -188,8 +188,8 @@ def run_scenarios(demo: Demo) -> None:
         [
             ("answered by yahoo", lambda r: sources(r) == ["yahoo"]),
             (
-                "tiingo's failure is listed",
-                lambda r: codes(r, "AAPL") == ["unavailable"],
+                "tiingo's failure is listed, with its two retries",
+                lambda r: codes(r, "AAPL") == ["unavailable"] * 3,
             ),
             ("a real price", lambda r: result(r, "AAPL")["data"]["price"] > 0),
         ],
@@ -264,8 +264,8 @@ def run_scenarios(demo: Demo) -> None:
             ("served from the cache", lambda r: sources(r) == ["cache"]),
             ("marked stale", lambda r: result(r, "AAPL")["stale"]),
             (
-                "both failures listed",
-                lambda r: codes(r, "AAPL") == ["unavailable", "unavailable"],
+                "both failures listed, each provider tried three times",
+                lambda r: codes(r, "AAPL") == ["unavailable"] * 6,
             ),
         ],
         faults=[{"provider": "*", "kind": "status", "status": 503}],

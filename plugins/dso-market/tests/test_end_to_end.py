@@ -55,7 +55,11 @@ async def test_stale_quote_survives_a_restart(
 
     assert isinstance(fresh.data, Quote)
     assert (fresh.data, True, "cache") == (stale.data, stale.stale, stale.source)
-    assert [dso.ErrorCode.UNAVAILABLE] * 2 == [a.code for a in stale.attempts]
+    # Each provider is tried three times: a 503 is worth retrying.
+    assert [("tiingo", 0), ("tiingo", 1), ("tiingo", 2)] == [
+        (a.provider, a.retry) for a in stale.attempts[:3]
+    ]
+    assert [dso.ErrorCode.UNAVAILABLE] * 6 == [a.code for a in stale.attempts]
 
 
 async def test_fallback_from_a_failing_primary(

@@ -209,13 +209,17 @@ async def test_errors_never_show_the_key(
     assert (False, False) == (SECRET in str(error), SECRET in repr(error))
 
 
-async def test_maximum_results_reached_is_a_rate_limit(
+async def test_maximum_results_reached_is_an_invalid_call(
     http: httpx.AsyncClient, plan_limited: ReplayServer
 ) -> None:
-    """The recorded 426 maximumResultsReached plan limit is RATE_LIMIT."""
+    """The recorded 426 maximumResultsReached is INVALID_RESPONSE, not a pause.
+
+    It refuses one page, not the provider: a RATE_LIMIT would pause NewsAPI
+    for every caller.
+    """
     error = await search_error("bitcoin", http, plan_limited)
 
-    assert (ErrorCode.RATE_LIMIT, None) == (error.code, error.retry_after)
+    assert (ErrorCode.INVALID_RESPONSE, None) == (error.code, error.retry_after)
 
 
 def test_rate_limited_envelope_is_a_rate_limit() -> None:

@@ -57,9 +57,11 @@ _MAX_PAGE_SIZE = 100
 _ENVELOPE_CODES = {
     "apiKeyInvalid": ErrorCode.AUTH,
     # 426 Upgrade Required: a developer plan may not page past result 100.
-    # It is a plan quota, so it is reported as one, but waiting does not
-    # lift it, hence no retry_after.
-    "maximumResultsReached": ErrorCode.RATE_LIMIT,
+    # Not RATE_LIMIT: that pauses the whole provider for every caller,
+    # while this refuses only requests for results past #100 (other
+    # searches still work) and waiting never lifts it. Like Alpha
+    # Vantage's "Invalid API call", it is a call the plan cannot answer.
+    "maximumResultsReached": ErrorCode.INVALID_RESPONSE,
     "rateLimited": ErrorCode.RATE_LIMIT,
 }
 
