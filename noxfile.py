@@ -12,6 +12,7 @@ nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
 PLUGINS = [
+    "plugins/dso-example",
     "plugins/dso-market",
     "plugins/dso-otel",
     "plugins/dso-prometheus",

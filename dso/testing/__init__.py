@@ -9,10 +9,18 @@ sockets, and misbehaves on demand::
         server.inject("tiingo", Fault.status_code(503))
         ...  # point the tiingo provider at server.base_url("tiingo")
 
+`ProviderConformance` is the conformance kit: a provider package
+subclasses it in a test module and gets a ready suite of rules.
+
+PYTEST_DONT_REWRITE: dso ships a pytest plugin, so pytest rewrites the
+asserts of dso's modules, adding names of its own to each; this module
+has no asserts, and its names stay the ones it exports.
+
 `CacheBackendSuite`, the strategies run against one cache backend, needs
 pytest; it is imported only when asked for.
 """
 
+from ._conformance import ProviderConformance as ProviderConformance
 from ._fake import Delay as Delay
 from ._fake import FakeBatchProvider as FakeBatchProvider
 from ._fake import FakeCall as FakeCall
@@ -39,6 +47,7 @@ __all__ = [
     "FakeProvider",
     "Fault",
     "Hang",
+    "ProviderConformance",
     "ReplayRequest",
     "ReplayServer",
     "ReplayStatistics",

@@ -62,6 +62,9 @@ class CacheBackendSuite:
     define the ``cache_settings`` fixture.
     """
 
+    # Run under pytest-trio whether or not the project sets trio_mode.
+    pytestmark = pytest.mark.trio
+
     @pytest.fixture
     def cache_settings(self) -> dict[str, Any]:
         """Return the ``[cache]`` table of the backend under test."""

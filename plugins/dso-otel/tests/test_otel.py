@@ -16,11 +16,12 @@ from dso.testing import FakeProvider
 Points = dict[tuple[str, frozenset[tuple[str, Any]]], float]
 
 
-def make_config() -> dso.Config:
+def make_config(providers: dict[str, Any] | None = None) -> dso.Config:
     return dso.Config.from_dict(
         {
             "plugins": {"autoload": False},
             "namespaces": {"quotes": {"ttl": {"fresh": 60, "stale": 3600}}},
+            "providers": providers or {},
         }
     )
 
@@ -31,7 +32,9 @@ async def orchestrator() -> AsyncIterator[dso.Orchestrator]:
     good = FakeProvider("good", {"AAPL": 1.0, "MSFT": 2.0})
     down = FakeProvider("down")
     down.fail_all()
-    async with dso.open_orchestrator(make_config(), providers=[down, good]) as orch:
+    # One attempt per fetch, so that counts follow the traffic.
+    config = make_config({"down": {"retries": {"enabled": False}}})
+    async with dso.open_orchestrator(config, providers=[down, good]) as orch:
         yield orch
 
 

@@ -1,6 +1,7 @@
 """dso-prometheus: /metrics scraped over HTTP counts the work done."""
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -17,11 +18,12 @@ from dso_prometheus import _plugin
 ALLOWED_LABELS = {"namespace", "provider", "code", "reason", "state"}
 
 
-def make_config() -> dso.Config:
+def make_config(providers: dict[str, Any] | None = None) -> dso.Config:
     return dso.Config.from_dict(
         {
             "plugins": {"autoload": False},
             "namespaces": {"quotes": {"ttl": {"fresh": 60, "stale": 3600}}},
+            "providers": providers or {},
         }
     )
 
@@ -33,7 +35,10 @@ async def orchestrator() -> AsyncIterator[dso.Orchestrator]:
     down = FakeProvider("down")
     down.fail_all()
     async with dso.open_orchestrator(
-        make_config(), providers=[down, good], plugins=[_plugin]
+        # One attempt per fetch, so that counts follow the traffic.
+        make_config({"down": {"retries": {"enabled": False}}}),
+        providers=[down, good],
+        plugins=[_plugin],
     ) as orch:
         yield orch
 
