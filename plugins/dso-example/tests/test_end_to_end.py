@@ -47,8 +47,10 @@ async def test_fallback_to_alpha_vantage(replay: ReplayServer) -> None:
     async with dso.open_orchestrator(daily_config(replay)) as orch:
         result = await orch.fetch_with_fallback("AAPL", namespace="daily_prices")
 
+    # Tiingo is tried three times (a 503 is transient: two retries by
+    # default) before the chain moves on.
     assert isinstance(result.data, PriceHistory)
-    expected = ("alpha_vantage_daily", "AAPL", 100, [dso.ErrorCode.UNAVAILABLE])
+    expected = ("alpha_vantage_daily", "AAPL", 100, [dso.ErrorCode.UNAVAILABLE] * 3)
     assert expected == (
         result.source,
         result.data.symbol,
