@@ -108,7 +108,12 @@ def bench(session: nox.Session) -> None:
     """
     install_project(session)
     session.install(
-        "pybreaker>=1.4", "tornado>=6.4", "purgatory>=3.0", "aiodataloader>=0.4.3"
+        "pybreaker>=1.4",
+        "tornado>=6.4",
+        "purgatory>=3.0",
+        "aiodataloader>=0.4.3",
+        "cashews>=7.0",
+        "aiocache>=0.12",
     )
     for script in sorted(Path("benchmarks").glob("bench_*.py")):
         session.run("python", str(script))

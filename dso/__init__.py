@@ -32,6 +32,7 @@ from ._config import RetrySettings as RetrySettings
 from ._config import TelemetrySettings as TelemetrySettings
 from ._config import TtlSettings as TtlSettings
 from ._config import load_config as load_config
+from ._errors import CacheError as CacheError
 from ._errors import ConfigError as ConfigError
 from ._errors import DsoError as DsoError
 from ._errors import ErrorCode as ErrorCode
@@ -58,6 +59,7 @@ from ._exporter import Exposition as Exposition
 from ._exporter import MetricsExporter as MetricsExporter
 from ._exporter import StatsSource as StatsSource
 from ._exporter import ThreadSafeSource as ThreadSafeSource
+from ._guarded_cache import CacheBackendStatistics as CacheBackendStatistics
 from ._health import Alert as Alert
 from ._health import Health as Health
 from ._health import HealthStatus as HealthStatus
@@ -119,7 +121,9 @@ __all__ = [
     "BreakerTransitioned",
     "CacheBackend",
     "CacheBackendFactory",
+    "CacheBackendStatistics",
     "CacheEntry",
+    "CacheError",
     "CacheFailed",
     "CacheHit",
     "CacheMiss",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -35,12 +35,18 @@ class CacheEntry:
             and a backend may drop it.
         partial: The value is a merge built from fewer than all providers;
             it stays fresh for a shorter time.
+        decoded: ``(value_type, value)``: what *payload* decodes to, when
+            the writer knows the value is immutable. A backend that keeps
+            entries as objects in the process keeps it, and then a hit
+            skips the codec; any other backend ignores it. Not part of
+            equality.
     """
 
     payload: bytes
     stored_at: float
     expires_at: float
     partial: bool = False
+    decoded: tuple[Any, object] | None = attrs.field(default=None, eq=False, repr=False)
 
     def age(self, now: float) -> float:
         """Return the entry's age in seconds at *now* (never negative)."""

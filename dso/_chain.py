@@ -47,7 +47,7 @@ async def run_in_order(
                 key, space, guarded.name, value, attempts, call, cache
             )
 
-    return FetchResult(key, space.name, attempts=tuple(attempts))
+    return await _fail(key, space, tuple(attempts), call, cache)
 
 
 async def run_hedged(
@@ -107,7 +107,7 @@ async def run_hedged(
 
     made = tuple(record for tries in attempts if tries for record in tries)
     if not winner:
-        return FetchResult(key, space.name, attempts=made)
+        return await _fail(key, space, made, call, cache)
 
     name, value = winner[0]
     return await _succeed(key, space, name, value, list(made), call, cache)
@@ -221,6 +221,27 @@ async def _succeed(
     result = _answer(key, space, provider, value, tuple(attempts))
     call.publish(result)
     await _store(key, space, value, False, call, cache)
+    return result
+
+
+async def _fail(
+    key: str,
+    space: BoundNamespace,
+    attempts: tuple[Attempt, ...],
+    call: SharedCall[FetchResult[Any]],
+    cache: TypedCache,
+) -> FetchResult[Any]:
+    result: FetchResult[Any] = FetchResult(key, space.name, attempts=attempts)
+    remember_for = space.settings.negative_ttl
+    if not remember_for or not result.not_found or call.superseded:
+        return result
+
+    # Only when every provider was asked and said so: a provider that was
+    # down or skipped might know the key.
+    call.publish(result)
+    with trio.CancelScope(shield=True):
+        await cache.write_not_found(space, [key], remember_for)
+
     return result
 
 

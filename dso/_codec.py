@@ -35,6 +35,9 @@ _MIN_INT = -(2**63)
 _MAX_INT = 2**64 - 1
 _MAX_DEPTH = 256
 _PLAIN_SCALARS = (type(None), bool, float, str, bytes)
+_IMMUTABLE_SCALARS = frozenset(
+    {type(None), bool, int, float, str, bytes, dt.datetime, dt.date, dt.time}
+)
 
 
 class CodecError(DsoError):
@@ -186,6 +189,34 @@ class Codec:
                 f"a {type(value).__name__} does not round-trip as "
                 f"{_type_name(value_type)}: {difference}"
             )
+
+
+def is_immutable(value: object) -> bool:
+    """Tell whether *value* can be shared between callers as it is.
+
+    True for scalars, dates and times, and tuples and frozen attrs
+    instances made only of such values; nothing else (not a list, a dict,
+    or a plain class) is trusted.
+    """
+    kind = type(value)
+    if kind in _IMMUTABLE_SCALARS:
+        return True
+
+    if kind is tuple:
+        return all(is_immutable(item) for item in value)  # type: ignore[attr-defined]
+
+    if attrs.has(kind) and _is_frozen(kind):
+        return all(
+            is_immutable(getattr(value, field.name)) for field in attrs.fields(kind)
+        )
+
+    return False
+
+
+def _is_frozen(kind: type) -> bool:
+    # attrs has no public flag for it; a frozen class's __setattr__ is
+    # attrs' own refusing one, whatever the version.
+    return getattr(kind.__setattr__, "__name__", "") == "_frozen_setattrs"
 
 
 def _make_converter() -> cattrs.Converter:

@@ -289,6 +289,9 @@ class NamespaceSettings:
         revalidate_within: Serve an entry that stopped being fresh less
             than this many seconds ago at once, marked stale, and refresh
             it in the background (off).
+        negative_ttl: Remember for this many seconds that every provider
+            answered NOT_FOUND for a key, and answer NOT_FOUND from the
+            cache meanwhile (off; 0 is off too).
     """
 
     providers: list[str] = attrs.Factory(list)
@@ -297,20 +300,58 @@ class NamespaceSettings:
     min_providers: int = attrs.field(default=1, validator=_positive)
     hedge_after: float | None = attrs.field(default=None, validator=_not_negative)
     revalidate_within: float | None = attrs.field(default=None, validator=_not_negative)
+    negative_ttl: float | None = attrs.field(default=None, validator=_not_negative)
+
+
+TIERED = "tiered"
+"""The name of the backend that stacks two others (``cache.l1``, ``cache.l2``)."""
+
+
+def _tier(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is None:
+        if instance.backend == TIERED:
+            raise _FieldError(
+                attribute.name, f"the {TIERED} backend needs this table of settings"
+            )
+
+        return
+
+    if instance.backend != TIERED:
+        raise _FieldError(
+            attribute.name,
+            f'only the {TIERED} backend has tiers; set backend = "tiered"',
+        )
+
+    if value.backend == TIERED:
+        raise _FieldError(f"{attribute.name}.backend", "a tier cannot itself be tiered")
 
 
 @attrs.frozen
 class CacheSettings:
     """The cache backend.
 
+    A ``tiered`` backend stacks two others, each configured by a table of
+    these same settings: ``l1`` (usually ``memory``) in front of ``l2``
+    (``sqlite``, or ``redis`` from its plugin). Each tier has its own
+    timeout and breaker; the top level's ``prefix`` is the one used.
+
     Attributes:
-        backend: The backend factory's name (``memory``, ``sqlite`` or one
-            a plugin provides).
+        backend: The backend factory's name (``memory``, ``sqlite``,
+            ``tiered`` or one a plugin provides).
         prefix: The first part of every cache key.
         max_entries: The memory backend's bound.
         path: The SQLite backend's database file.
         timeout: Seconds one cache operation may take; a read that takes
             longer is a miss, a write is skipped.
+        breaker: The breaker in front of the backend, with the same
+            defaults as a provider's: after 5 failures (errors or
+            timeouts) in a row it is not asked for 30 seconds; reads are
+            misses and writes are skipped meanwhile.
+        l1: The ``tiered`` backend's first tier, asked first.
+        l2: The ``tiered`` backend's second tier, asked for L1's misses.
+        l1_ttl: Seconds an entry stays in L1 at most (never past its own
+            expiry), so that changes made through L2 show soon; 0 keeps
+            L1 empty.
         options: Anything else the backend understands.
     """
 
@@ -319,6 +360,10 @@ class CacheSettings:
     max_entries: int = attrs.field(default=10_000, validator=_positive)
     path: str | None = None
     timeout: float = attrs.field(default=2.0, validator=_positive)
+    breaker: BreakerSettings = BreakerSettings()
+    l1: CacheSettings | None = attrs.field(default=None, validator=_tier)
+    l2: CacheSettings | None = attrs.field(default=None, validator=_tier)
+    l1_ttl: float = attrs.field(default=60.0, validator=_not_negative)
     options: dict[str, Any] = attrs.field(factory=dict, repr=_options_repr)
 
 

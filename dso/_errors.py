@@ -5,6 +5,7 @@
     DsoError
      ├── ProviderError       a provider call failed; ``code`` says how
      ├── ConfigError         the configuration is invalid; names the field
+     ├── CacheError          a cache backend failed where that matters
      └── OrchestratorClosed  the orchestrator has shut down
 
 Misuse of the API (a wrong type, an unknown provider name) raises the
@@ -118,6 +119,15 @@ class ConfigError(DsoError, ValueError):
 
     The message names the path of the bad field, for example
     ``providers.tiingo.timeout: expected a number, got "fast"``.
+    """
+
+
+class CacheError(DsoError):
+    """A cache backend failed at something that cannot be skipped.
+
+    Reads and writes that fail are misses and skipped writes; only an
+    invalidation raises this, since the value it should remove might
+    still be served. The backend's own error is chained as the cause.
     """
 
 

@@ -42,14 +42,38 @@ def cache_key(prefix: str, namespace: str, version: int, key: str) -> str:
     Raises:
         TypeError: *version* is not an int, or a part is not a str.
     """
+    return key_head(prefix, namespace, version) + escape_key_part(key)
+
+
+def key_head(prefix: str, namespace: str, version: int) -> str:
+    """Return what every key of *namespace* starts with, up to the key itself.
+
+    ``key_head(p, n, v) + escape_key_part(k) == cache_key(p, n, v, k)``;
+    callers that build many keys of one namespace compute it once.
+
+    Raises:
+        TypeError: *version* is not an int, or a part is not a str.
+    """
     if type(version) is not int:
         raise TypeError(f"version must be an int, got {type(version).__name__}")
 
-    for part in (prefix, namespace, key):
+    for part in (prefix, namespace):
         if not isinstance(part, str):
             raise TypeError(f"key parts must be str, got {type(part).__name__}")
 
-    return ":".join((_escape(prefix), _escape(namespace), str(version), _escape(key)))
+    return f"{_escape(prefix)}:{_escape(namespace)}:{version}:"
+
+
+def escape_key_part(part: str) -> str:
+    """Return *part* escaped for a cache key (unchanged unless it has ``%`` or ``:``).
+
+    Raises:
+        TypeError: *part* is not a str.
+    """
+    if not isinstance(part, str):
+        raise TypeError(f"key parts must be str, got {type(part).__name__}")
+
+    return _escape(part)
 
 
 def parse_cache_key(text: str) -> CacheKeyParts:
@@ -75,6 +99,9 @@ def parse_cache_key(text: str) -> CacheKeyParts:
 
 
 def _escape(part: str) -> str:
+    if "%" not in part and ":" not in part:
+        return part
+
     return part.replace("%", _ESCAPES["%"]).replace(":", _ESCAPES[":"])
 
 

@@ -79,18 +79,36 @@ class MemoryCache:
     async def get(self, key: str) -> CacheEntry | None:
         """Return the live entry under *key*, or ``None``."""
         await trio.lowlevel.checkpoint()
-        return self._lookup(key, self._clock())
+        # _lookup, inlined: this is the cache hit's own path.
+        entry = self._entries.get(key)
+        if entry is None or self._clock() >= entry.expires_at:
+            return self._lookup(key, self._clock())
+
+        self._entries.move_to_end(key)
+        self._hits += 1
+        return entry
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         """Return the live entries found under *keys*."""
         await trio.lowlevel.checkpoint()
         now = self._clock()
+        held = self._entries
         found = {}
+        # _lookup, inlined: a batch may ask for thousands of keys.
         for key in keys:
-            entry = self._lookup(key, now)
-            if entry is not None:
-                found[key] = entry
+            entry = held.get(key)
+            if entry is None:
+                continue
 
+            if now >= entry.expires_at:
+                self._remove(key)
+                continue
+
+            held.move_to_end(key)
+            found[key] = entry
+
+        self._hits += len(found)
+        self._misses += len(keys) - len(found)
         return found
 
     async def set(self, key: str, entry: CacheEntry) -> None:

@@ -36,9 +36,10 @@ from ._cache import CacheBackend, CacheBackendFactory, WallClock
 from ._chain import run_all, run_hedged, run_in_order
 from ._clock import TrioWallClock
 from ._codec import Codec
-from ._config import Config
+from ._config import TIERED, CacheSettings, Config
 from ._errors import ConfigError, OrchestratorClosed
 from ._guarded import GuardedProvider, run_health_check
+from ._guarded_cache import CacheBackendStatistics
 from ._health import Health, judge
 from ._inflight import InflightCalls, RunShared, SharedCall
 from ._limits import ProviderLimits
@@ -47,14 +48,24 @@ from ._namespace import BoundNamespace, Namespace
 from ._plugins import Plugins, load_plugins
 from ._provider import Provider
 from ._redaction import RedactingFilter
-from ._results import CACHE_SOURCE, DEADLINE_PASSED, BatchResult, FetchResult
+from ._results import (
+    CACHE_SOURCE,
+    DEADLINE_PASSED,
+    BatchResult,
+    FetchResult,
+    not_found_from_cache,
+)
 from ._stats import Stats, StatsAggregator
 from ._telemetry import Sink, Telemetry
+from ._tiered import open_tiered_cache
 from ._ttl import TtlTable
 from ._typed_cache import CachedValue, TypedCache
 
 
 logger = logging.getLogger("dso")
+
+
+_MAX_REMEMBERED_CHAINS = 256
 
 
 class _UseDefault(enum.Enum):
@@ -87,6 +98,11 @@ class OrchestratorStatistics:
         breakers: Each provider's breaker state.
         quota_used: For each provider with a quota, the share of it used
             in the current period (0 to 1).
+        cache_not_found_hits: Keys answered NOT_FOUND from the cache
+            (``negative_ttl``), without a provider call.
+        cache_backends: Each cache backend's breaker state and failures,
+            by label: the backend's name, or ``l1:<name>`` and
+            ``l2:<name>`` for the tiers of a tiered cache.
     """
 
     cache_hits: int
@@ -98,6 +114,8 @@ class OrchestratorStatistics:
     dedup_joins: int
     breakers: dict[str, BreakerState]
     quota_used: dict[str, float] = attrs.Factory(dict)
+    cache_not_found_hits: int = 0
+    cache_backends: dict[str, CacheBackendStatistics] = attrs.Factory(dict)
 
 
 class _RunningCall:
@@ -166,6 +184,7 @@ class Orchestrator:
             nursery, finish_abandoned=config.finish_abandoned_calls
         )
         self._factories = plugins.provider_factories()
+        self._chains: dict[tuple[object, ...], tuple[GuardedProvider, ...]] = {}
         self._stale_served = 0
         self._closed = False
         self._running: set[trio.CancelScope] = set()
@@ -344,7 +363,7 @@ class Orchestrator:
         """
         space = self._namespace(namespace, tier)
         primary = self._chain(None if provider is None else [provider], space)[0]
-        fallbacks = self._chain(fallback_providers, space) if fallback_providers else []
+        fallbacks = self._chain(fallback_providers, space) if fallback_providers else ()
         deadline = self._deadline(timeout)
 
         distinct = _distinct(keys)
@@ -382,10 +401,14 @@ class Orchestrator:
         return result
 
     async def invalidate(self, namespace: str, key: str) -> None:
-        """Remove the cached value of *key* in *namespace*.
+        """Remove the cached value of *key* in *namespace*, from every tier.
 
-        Unlike reads and writes, a failure here is not ignored: a value
-        that should be gone might still be served.
+        A remembered NOT_FOUND goes too. Unlike reads and writes, a
+        failure here is not ignored: a value that should be gone might
+        still be served.
+
+        Raises:
+            CacheError: A backend (or a tier) failed to delete the entry.
         """
         _check_key(key)
         space = self._namespace(namespace)
@@ -397,17 +420,18 @@ class Orchestrator:
             lambda call: isinstance(call, tuple) and call[:2] == (space.name, key)
         )
         with self._call():
-            await self._cache.backend.delete(self._cache.key_for(space, key))
+            await self._cache.delete(space, key)
 
     def statistics(self) -> OrchestratorStatistics:
         """Return counters since the orchestrator opened."""
         counters = self._cache.counters
         inflight = self._inflight.statistics()
+        backends = self._cache.statistics()
         return OrchestratorStatistics(
             cache_hits=counters.hits,
             cache_misses=counters.misses,
             stale_served=self._stale_served,
-            cache_errors=counters.errors,
+            cache_errors=sum(backend.errors for backend in backends.values()),
             provider_calls={name: p.calls for name, p in self._providers.items()},
             calls_in_flight=inflight.calls,
             dedup_joins=inflight.joins,
@@ -417,7 +441,21 @@ class Orchestrator:
                 for name, p in self._providers.items()
                 if p.limits.quota is not None
             },
+            cache_not_found_hits=counters.not_found_hits,
+            cache_backends=backends,
         )
+
+    def cache_breaker(self, label: str) -> CircuitBreaker:
+        """Return the circuit breaker in front of a cache backend.
+
+        Args:
+            label: The backend's label in `statistics`' ``cache_backends``
+                (``"memory"``, ``"l2:sqlite"``...).
+
+        Raises:
+            LookupError: No cache backend has that label.
+        """
+        return self._cache.guard(label).breaker
 
     def stats(self) -> Stats:
         """Return the operator's figures: hit rates, provider calls, latencies.
@@ -546,10 +584,29 @@ class Orchestrator:
 
     def _chain(
         self, names: Sequence[str] | None, space: BoundNamespace
-    ) -> list[GuardedProvider]:
+    ) -> tuple[GuardedProvider, ...]:
         if isinstance(names, str):
             raise TypeError("providers must be a sequence of names, not a string")
 
+        # Every fetch resolves its chain; a hit should not pay for the
+        # checks again. Only chains that resolved are remembered, and only
+        # so many, since callers may name any permutation.
+        try:
+            memo_key = (space.name, None if names is None else tuple(names))
+            chain = self._chains.get(memo_key)
+        except TypeError:
+            return self._resolve_chain(names, space)
+
+        if chain is None:
+            chain = self._resolve_chain(names, space)
+            if len(self._chains) < _MAX_REMEMBERED_CHAINS:
+                self._chains[memo_key] = chain
+
+        return chain
+
+    def _resolve_chain(
+        self, names: Sequence[str] | None, space: BoundNamespace
+    ) -> tuple[GuardedProvider, ...]:
         if names is None:
             names = space.settings.providers
 
@@ -566,7 +623,7 @@ class Orchestrator:
         if duplicates:
             raise ValueError(f"provider named twice: {', '.join(duplicates)}")
 
-        return [self._guarded(name) for name in names]
+        return tuple(self._guarded(name) for name in names)
 
     def _deadline(self, timeout: float | _UseDefault | None) -> float:
         if timeout is USE_DEFAULT:
@@ -657,7 +714,15 @@ class Orchestrator:
             cached = await self._read_cache(space, key, tier)
             return self._with_stale(result, cached, allow_stale)
 
-        cached = await self._read_cache(space, key, tier)
+        if self._cache.in_process:
+            # The hit path: one coroutine layer fewer than _read_cache.
+            # TODO: a memory hit costs about 3.4 checkpoints against issue
+            # 5's target of 2: six coroutine layers down to the memory
+            # backend's checkpoint, the operator's stats and log checks
+            # (about a third since telemetry came), the frozen FetchResult.
+            cached = await self._cache.read(space, key, tier)
+        else:
+            cached = await self._read_cache(space, key, tier)
 
         if cached is not None and cached.fresh:
             self._telemetry.cache_hit(space.name, key, cached.age)
@@ -819,9 +884,15 @@ async def open_orchestrator(
         backend = cache
         if backend is None:
             backend = await stack.enter_async_context(
-                _open_backend(config, loaded, clock)
+                _open_backend(config.cache, loaded, clock, "cache")
             )
 
+        telemetry = Telemetry(
+            StatsAggregator(config.health.window),
+            clock,
+            config.telemetry,
+            [*(offered.item for offered in loaded.event_sinks()), *sinks],
+        )
         typed_cache = TypedCache(
             backend,
             Codec(),
@@ -829,12 +900,8 @@ async def open_orchestrator(
             clock,
             config.cache.prefix,
             config.cache.timeout,
-        )
-        telemetry = Telemetry(
-            StatsAggregator(config.health.window),
-            clock,
-            config.telemetry,
-            [*(offered.item for offered in loaded.event_sinks()), *sinks],
+            config.cache.breaker,
+            listener=telemetry,
         )
         guarded = _guard_all(config, loaded, providers, http, telemetry)
         async with open_background_nursery() as nursery:
@@ -882,14 +949,12 @@ def _redacting_logs() -> Iterator[None]:
 def _from_cache(
     key: str, space: BoundNamespace, cached: CachedValue, *, stale: bool = False
 ) -> FetchResult[Any]:
+    if cached.not_found:
+        return not_found_from_cache(key, space.name, cached.age)
+
+    # Positional: on the hit path, keywords make this call twice as slow.
     return FetchResult(
-        key,
-        space.name,
-        cached.value,
-        source=CACHE_SOURCE,
-        cached=True,
-        stale=stale,
-        age=cached.age,
+        key, space.name, cached.value, CACHE_SOURCE, True, stale, cached.age
     )
 
 
@@ -971,18 +1036,47 @@ def _open_http(config: Config) -> httpx.AsyncClient:
 
 
 def _open_backend(
-    config: Config, plugins: Plugins, clock: WallClock
+    settings: CacheSettings, plugins: Plugins, clock: WallClock, path: str
 ) -> AbstractAsyncContextManager[CacheBackend]:
+    if settings.backend == TIERED:
+        # The tiers are looked up like any backend, so a plugin's can be L2.
+        def open_tier(
+            tier: CacheSettings, tier_path: str
+        ) -> AbstractAsyncContextManager[CacheBackend]:
+            return _open_backend(tier, plugins, clock, tier_path)
+
+        return open_tiered_cache(settings, clock, open_tier)
+
     backends = plugins.cache_backends()
-    offered = backends.get(config.cache.backend)
+    offered = backends.get(settings.backend)
     if offered is None:
-        known = ", ".join(sorted(backends))
+        known = ", ".join(sorted([*backends, TIERED]))
         raise ConfigError(
-            f"cache.backend: unknown backend {config.cache.backend!r}; known: {known}"
+            f"{path}.backend: unknown backend {settings.backend!r}; known: {known}"
         )
 
     factory: CacheBackendFactory = offered.item
-    return factory(config.cache, clock)
+    opened = factory(settings, clock)
+    return opened if path == "cache" else _errors_under(opened, path)
+
+
+@asynccontextmanager
+async def _errors_under(
+    opened: AbstractAsyncContextManager[CacheBackend], path: str
+) -> AsyncIterator[CacheBackend]:
+    # Factories name their fields from "cache."; a tier's live under its
+    # own path ("cache.l2.path"), and that is what the user must fix.
+    entered = False
+    try:
+        async with opened as backend:
+            entered = True
+            yield backend
+    except ConfigError as exc:
+        message = str(exc)
+        if entered or not message.startswith("cache."):
+            raise
+
+        raise ConfigError(f"{path}.{message.removeprefix('cache.')}") from None
 
 
 def _guard_all(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -52,6 +52,13 @@ DEADLINE_PASSED = Attempt(
 )
 """The attempt recorded when the whole call's deadline cut it short."""
 
+REMEMBERED_NOT_FOUND = Attempt(
+    CACHE_SOURCE,
+    ErrorCode.NOT_FOUND,
+    "every provider answered not found a short while ago (negative_ttl)",
+)
+"""The attempt of a result served from a remembered NOT_FOUND."""
+
 
 @attrs.frozen
 class FetchResult(Generic[T]):
@@ -66,7 +73,8 @@ class FetchResult(Generic[T]):
         data: The value, or ``None`` when nothing could be had.
         source: Where the value came from: a provider's name, ``"cache"``,
             or for a merge the providers joined with ``+``.
-        cached: The value was served from the cache.
+        cached: The answer came from the cache: a value, or a NOT_FOUND
+            remembered there (see `not_found`).
         stale: The value is past its freshness (served because every
             provider failed and stale data was allowed).
         age: Seconds since the value was fetched from a provider.
@@ -91,6 +99,17 @@ class FetchResult(Generic[T]):
     def ok(self) -> bool:
         """Whether a value was found (fresh or stale)."""
         return self.source is not None
+
+    @property
+    def not_found(self) -> bool:
+        """Whether every attempt said NOT_FOUND: nobody knows the key.
+
+        A NOT_FOUND remembered by the cache (``negative_ttl``) counts: its
+        one attempt is from ``"cache"`` with code NOT_FOUND.
+        """
+        return bool(self.attempts) and all(
+            attempt.code is ErrorCode.NOT_FOUND for attempt in self.attempts
+        )
 
     @property
     def errors(self) -> tuple[Attempt, ...]:
@@ -140,3 +159,10 @@ class BatchResult(Mapping[str, FetchResult[T]]):
 
     def __len__(self) -> int:
         return len(self.results)
+
+
+def not_found_from_cache(key: str, namespace: str, age: float) -> FetchResult[Any]:
+    """Return the result of a NOT_FOUND remembered by the cache."""
+    return FetchResult(
+        key, namespace, cached=True, age=age, attempts=(REMEMBERED_NOT_FOUND,)
+    )

@@ -31,6 +31,23 @@ import dso
             "namespaces.q.ttl.fresh: must not be negative, got -1",
         ),
         (
+            {"namespaces": {"q": {"ttl": {"stale": -0.5}}}},
+            "namespaces.q.ttl.stale: must not be negative, got -0.5",
+        ),
+        (
+            {"namespaces": {"q": {"ttl": {"partial": -3}}}},
+            "namespaces.q.ttl.partial: must not be negative, got -3",
+        ),
+        (
+            {"namespaces": {"q": {"negative_ttl": -1}}},
+            "namespaces.q.negative_ttl: must not be negative, got -1",
+        ),
+        ({"cache": {"l1_ttl": -1}}, "cache.l1_ttl: must not be negative, got -1"),
+        (
+            {"cache": {"breaker": {"reset_after": 0}}},
+            "cache.breaker.reset_after: must be greater than 0, got 0",
+        ),
+        (
             {"namespaces": {"q": {"ttl": {"tiers": {"pro": -5}}}}},
             "namespaces.q.ttl.tiers.pro: must not be negative, got -5",
         ),

@@ -2,6 +2,8 @@ import attrs
 import pluggy
 import pytest
 import trio
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from trio.testing import MockClock
 
 from dso import _builtin_backends, _hooks
@@ -272,3 +274,100 @@ def test_the_hook_offers_the_memory_backend() -> None:
     offered = plugins.hook.dso_cache_backends()
 
     assert [open_memory_cache] == [backends["memory"] for backends in offered]
+
+
+class LruModel:
+    """The memory backend's behaviour, written the slow and obvious way."""
+
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.entries: list[tuple[str, CacheEntry]] = []  # oldest use first
+
+    def lookup(self, key: str, now: float) -> CacheEntry | None:
+        found = self._pop(key)
+        if found is None or found.expires_at <= now:
+            return None
+
+        self.entries.append((key, found))
+        return found
+
+    def store(self, key: str, entry: CacheEntry, now: float) -> None:
+        self._pop(key)
+        if entry.expires_at <= now or len(entry.payload) > self.max_bytes:
+            return
+
+        self.entries.append((key, entry))
+        while len(self.entries) > self.max_entries or self.size() > self.max_bytes:
+            self.entries.pop(0)
+
+    def size(self) -> int:
+        return sum(len(entry.payload) for _, entry in self.entries)
+
+    def _pop(self, key: str) -> CacheEntry | None:
+        for index, (held, entry) in enumerate(self.entries):
+            if held == key:
+                del self.entries[index]
+                return entry
+
+        return None
+
+
+_model_keys = st.sampled_from("abcdef")
+
+
+class MemoryCacheMachine(RuleBasedStateMachine):
+    """Any sequence of operations leaves the cache and the model in step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeWallClock()
+        self.cache = MemoryCache(clock=self.clock, max_entries=4, max_bytes=12)
+        self.model = LruModel(max_entries=4, max_bytes=12)
+
+    @rule(key=_model_keys, size=st.integers(0, 14), lifetime=st.integers(1, 10))
+    def set(self, key: str, size: int, lifetime: int) -> None:
+        stored = CacheEntry(b"x" * size, self.clock.now, self.clock.now + lifetime)
+        trio.run(self.cache.set, key, stored)
+        self.model.store(key, stored, self.clock.now)
+
+    @rule(key=_model_keys)
+    def get(self, key: str) -> None:
+        expected = self.model.lookup(key, self.clock.now)
+
+        actual = trio.run(self.cache.get, key)
+
+        assert expected == actual
+
+    @rule(keys=st.lists(_model_keys, max_size=4))
+    def get_many(self, keys: list[str]) -> None:
+        expected = {}
+        for key in keys:
+            found = self.model.lookup(key, self.clock.now)
+            if found is not None:
+                expected[key] = found
+
+        actual = trio.run(self.cache.get_many, keys)
+
+        assert expected == actual
+
+    @rule(key=_model_keys)
+    def delete(self, key: str) -> None:
+        trio.run(self.cache.delete, key)
+        self.model._pop(key)
+
+    @rule(seconds=st.integers(0, 5))
+    def advance(self, seconds: int) -> None:
+        self.clock.now += seconds
+
+    @invariant()
+    def bounds_hold(self) -> None:
+        statistics = self.cache.statistics()
+        assert statistics.entries <= 4
+        assert statistics.payload_bytes <= 12
+        assert statistics.payload_bytes == sum(
+            len(entry.payload) for entry in self.cache._entries.values()
+        )
+
+
+TestMemoryCacheAgainstModel = MemoryCacheMachine.TestCase

@@ -15,6 +15,9 @@ subclasses it in a test module and gets a ready suite of rules.
 PYTEST_DONT_REWRITE: dso ships a pytest plugin, so pytest rewrites the
 asserts of dso's modules, adding names of its own to each; this module
 has no asserts, and its names stay the ones it exports.
+
+`CacheBackendSuite`, the strategies run against one cache backend, needs
+pytest; it is imported only when asked for.
 """
 
 from ._conformance import ProviderConformance as ProviderConformance
@@ -23,6 +26,7 @@ from ._fake import FakeBatchProvider as FakeBatchProvider
 from ._fake import FakeCall as FakeCall
 from ._fake import FakeProvider as FakeProvider
 from ._fake import Hang as Hang
+from ._fake_cache import FakeCacheBackend as FakeCacheBackend
 from ._faults import Fault as Fault
 from ._fixtures import find_fixtures_dir as find_fixtures_dir
 from ._replay import ReplayRequest as ReplayRequest
@@ -35,8 +39,10 @@ from ._routes import load_routes as load_routes
 
 
 __all__ = [
+    "CacheBackendSuite",
     "Delay",
     "FakeBatchProvider",
+    "FakeCacheBackend",
     "FakeCall",
     "FakeProvider",
     "Fault",
@@ -51,3 +57,17 @@ __all__ = [
     "open_replay_server",
     "serve_replay",
 ]
+
+
+_LAZY = ("CacheBackendSuite",)
+
+
+def __getattr__(name: str) -> object:
+    # Lazily, so that using the fakes or the replay server (as the demo
+    # does) does not need pytest installed.
+    if name == "CacheBackendSuite":
+        from ._cache_suite import CacheBackendSuite
+
+        return CacheBackendSuite
+
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -195,7 +195,12 @@ async def test_redis_killed_mid_batch_and_restarted(
     single = FakeProvider("single", data)
 
     with trio.fail_after(DEADLINE):
-        async with orchestrator(protected_url, batch, single, timeout=0.5) as orch:
+        # The breaker in front of Redis would keep it unasked for 30 s after
+        # the outage; here it tries again at the first operation after it.
+        breaker = {"reset_after": 0.001}
+        async with orchestrator(
+            protected_url, batch, single, timeout=0.5, breaker=breaker
+        ) as orch:
             killed_during = await orch.batch_fetch(keys, "batch", namespace="quotes")
             batch_while_down = await orch.batch_fetch(keys, "batch", namespace="quotes")
             while_down = [

@@ -1,0 +1,242 @@
+"""A cache backend behind a circuit breaker and a timeout.
+
+A cache that fails is treated like a failed provider: a read that raises
+or takes too long is a miss, a write is skipped, and the fetch goes on.
+After a few failures in a row the breaker opens and the backend is not
+asked at all for a while, so an outage costs no timeouts; then a trial
+operation tests it, and the first that works closes the breaker again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
+
+import attrs
+import trio
+
+from ._breaker import BreakerState, BreakerTransition, CircuitBreaker, Permit
+from ._cache import CacheBackend, CacheEntry
+from ._config import BreakerSettings
+from ._errors import CacheError
+
+
+logger = logging.getLogger("dso")
+
+R = TypeVar("R")
+
+
+class CacheListener(Protocol):
+    """Hears what the cache does; the orchestrator's telemetry is one."""
+
+    def cache_failed(self, backend: str, operation: str) -> None:
+        """A backend failed at *operation*; the fetch went on without it."""
+
+
+@attrs.frozen
+class CacheBackendStatistics:
+    """A snapshot of one cache backend as the orchestrator sees it.
+
+    Attributes:
+        backend: The backend's name.
+        state: Its breaker's state.
+        errors: Operations that raised or did not finish in time.
+        skipped: Operations not tried because the breaker was open.
+    """
+
+    backend: str
+    state: BreakerState
+    errors: int
+    skipped: int
+
+
+class GuardedBackend:
+    """Asks a backend only while it works, and never lets a read or write fail.
+
+    Reads that fail are misses and writes that fail are skipped, both
+    counted; `delete` is the exception and raises, because an entry that
+    should be gone might be served. A backend that keeps its data in the
+    process (``in_process = True``) runs without a timeout scope.
+
+    Args:
+        backend: The backend to guard.
+        label: Its name in logs and statistics.
+        timeout: Seconds one operation may take.
+        breaker: When to stop asking it, and for how long.
+
+    Attributes:
+        listener: Told of every failure, once set.
+    """
+
+    def __init__(
+        self,
+        backend: CacheBackend,
+        *,
+        label: str,
+        timeout: float,
+        breaker: BreakerSettings,
+    ) -> None:
+        self.backend = backend
+        self.label = label
+        self.breaker = CircuitBreaker(
+            label,
+            clock=trio.current_time,
+            settings=breaker,
+            on_transition=self._log_transition,
+        )
+        self.in_process = bool(getattr(backend, "in_process", False))
+        self._timeout = timeout
+        self._errors = 0
+        self._skipped = 0
+        self._in_outage = False
+        self.listener: CacheListener | None = None
+
+    def __repr__(self) -> str:
+        return f"GuardedBackend({self.backend!r}, label={self.label!r})"
+
+    @property
+    def name(self) -> str:
+        """The guarded backend's name."""
+        return self.backend.name
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """Return the entry under *key*; ``None`` also when the backend fails."""
+        if not self.in_process:
+            return await self._run("read", lambda: self.backend.get(key), None)
+
+        # The hit path of an in-process backend: no closure, no scope.
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            self._skipped += 1
+            return None
+
+        try:
+            entry = await self.backend.get(key)
+        except Exception:
+            self._failed(permit, "read")
+            return None
+        except BaseException:
+            self.breaker.release(permit)
+            raise
+
+        self.breaker.record_success(permit)
+        return entry
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        """Return the entries found under *keys*; none when the backend fails."""
+        return await self._run("read", lambda: self.backend.get_many(keys), {})
+
+    async def set(self, key: str, entry: CacheEntry) -> None:
+        """Store *entry* under *key*, or skip it when the backend fails."""
+        await self.set_many({key: entry})
+
+    async def set_many(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store several entries, or skip them when the backend fails."""
+        await self._run("write", lambda: self.backend.set_many(entries), None)
+
+    async def delete(self, key: str) -> None:
+        """Remove the entry under *key*, even while the breaker is open.
+
+        Raises:
+            CacheError: The backend failed or did not answer in time.
+        """
+        try:
+            with trio.fail_after(self._timeout):
+                await self.backend.delete(key)
+        except trio.TooSlowError:
+            self._count_failure("delete")
+            raise CacheError(
+                f"cache backend {self.label} did not delete a key in time"
+            ) from None
+        except Exception as exc:
+            self._count_failure("delete")
+            raise CacheError(
+                f"cache backend {self.label} failed to delete a key"
+            ) from exc
+
+    def statistics(self) -> CacheBackendStatistics:
+        """Return the breaker's state and the failure counters."""
+        return CacheBackendStatistics(
+            backend=self.backend.name,
+            state=self.breaker.state,
+            errors=self._errors,
+            skipped=self._skipped,
+        )
+
+    async def _run(
+        self, operation: str, call: Callable[[], Awaitable[R]], missing: R
+    ) -> R:
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            self._skipped += 1
+            return missing
+
+        settled = False
+        try:
+            if self.in_process:
+                # It answers at once or not at all: no scope to pay for.
+                try:
+                    result = await call()
+                except Exception:
+                    settled = True
+                    self._failed(permit, operation)
+                    return missing
+
+                settled = True
+                self.breaker.record_success(permit)
+                return result
+
+            with trio.move_on_after(self._timeout):
+                try:
+                    result = await call()
+                except Exception:
+                    settled = True
+                    self._failed(permit, operation)
+                    return missing
+
+                settled = True
+                self.breaker.record_success(permit)
+                return result
+
+            settled = True
+            self._failed(permit, f"{operation} in time")
+            return missing
+        finally:
+            if not settled:
+                # The caller was cancelled: that says nothing of the backend.
+                self.breaker.release(permit)
+
+    def _count_failure(self, operation: str) -> None:
+        self._errors += 1
+        if self.listener is not None:
+            self.listener.cache_failed(self.label, operation)
+
+    def _failed(self, permit: Permit, operation: str) -> None:
+        self._count_failure(operation)
+        self.breaker.record_failure(permit)
+        # Once per outage at WARNING (when the breaker opens); each failure
+        # only at DEBUG, so a dead backend does not flood the log.
+        logger.debug(
+            "cache backend %s failed to %s", self.label, operation, exc_info=True
+        )
+
+    def _log_transition(self, transition: BreakerTransition) -> None:
+        if transition.new is BreakerState.OPEN and not self._in_outage:
+            self._in_outage = True
+            logger.warning(
+                "cache backend %s is failing (%s); going on without it, "
+                "trying again in %g s",
+                self.label,
+                transition.reason,
+                self.breaker.settings.reset_after,
+                extra={"cache_backend": self.label, "breaker_state": "open"},
+            )
+        elif transition.new is BreakerState.CLOSED and self._in_outage:
+            self._in_outage = False
+            logger.warning(
+                "cache backend %s is back (%s)",
+                self.label,
+                transition.reason,
+                extra={"cache_backend": self.label, "breaker_state": "closed"},
+            )

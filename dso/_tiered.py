@@ -1,0 +1,171 @@
+"""The ``tiered`` cache backend: a fast L1 in front of a shared L2.
+
+Typically memory in this process over SQLite or Redis shared by many.
+Reads try L1 first and ask L2 only for what L1 lacks, all of those in one
+round trip; an L2 hit is copied into L1 for at most ``l1_ttl`` seconds,
+so that a value changed through L2 by another process shows here soon.
+Writes and deletes go to both tiers.
+
+Each tier sits behind its own breaker and timeout (see `GuardedBackend`):
+while L2 is down, L1 goes on serving what it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import attrs
+
+from ._cache import CacheBackend, CacheEntry, WallClock
+from ._config import CacheSettings
+from ._errors import CacheError
+from ._guarded_cache import GuardedBackend
+
+
+OpenTier = Callable[[CacheSettings, str], AbstractAsyncContextManager[CacheBackend]]
+"""Opens the backend a tier's settings name; the second argument is the
+tier's path in the configuration (``cache.l2``), for error messages."""
+
+
+class TieredCache:
+    """Two guarded backends used as one.
+
+    Its reads and writes never raise (each tier's guard turns failures
+    into misses and skipped writes); `delete` raises `CacheError` when
+    either tier failed to delete, after trying both.
+
+    Args:
+        l1: The first tier, asked first.
+        l2: The second tier, asked for L1's misses.
+        clock: Tells the time L1 copies expire by.
+        l1_ttl: Seconds an entry stays in L1 at most; 0 keeps L1 empty.
+    """
+
+    name = "tiered"
+
+    def __init__(
+        self,
+        l1: GuardedBackend,
+        l2: GuardedBackend,
+        *,
+        clock: WallClock,
+        l1_ttl: float,
+    ) -> None:
+        self.l1 = l1
+        self.l2 = l2
+        self._clock = clock
+        self._l1_ttl = l1_ttl
+
+    def __repr__(self) -> str:
+        return f"TieredCache(l1={self.l1!r}, l2={self.l2!r}, l1_ttl={self._l1_ttl})"
+
+    def guards(self) -> dict[str, GuardedBackend]:
+        """Return each tier's guard by label; they need no guard around them."""
+        return {self.l1.label: self.l1, self.l2.label: self.l2}
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """Return the entry under *key* from L1, else from L2 (filling L1)."""
+        entry = await self.l1.get(key)
+        if entry is not None:
+            return entry
+
+        entry = await self.l2.get(key)
+        if entry is not None:
+            await self._fill_l1({key: entry})
+
+        return entry
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        """Return the entries under *keys*: L1's, then L2's for the rest."""
+        found = await self.l1.get_many(keys)
+        missing = [key for key in keys if key not in found]
+        if not missing:
+            return found
+
+        from_l2 = await self.l2.get_many(missing)
+        if from_l2:
+            await self._fill_l1(from_l2)
+            found.update(from_l2)
+
+        return found
+
+    async def set(self, key: str, entry: CacheEntry) -> None:
+        """Store *entry* in both tiers."""
+        await self.set_many({key: entry})
+
+    async def set_many(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store the entries in both tiers, L1 first."""
+        await self._fill_l1(entries)
+        await self.l2.set_many(entries)
+
+    async def delete(self, key: str) -> None:
+        """Remove *key* from both tiers.
+
+        Raises:
+            CacheError: A tier failed to delete it (the other was still
+                asked to).
+        """
+        failures = []
+        for tier in (self.l1, self.l2):
+            try:
+                await tier.delete(key)
+            except CacheError as exc:
+                failures.append(exc)
+
+        if failures:
+            raise failures[0]
+
+    async def _fill_l1(self, entries: Mapping[str, CacheEntry]) -> None:
+        if self._l1_ttl <= 0:
+            return
+
+        # An L1 copy never outlives the entry itself, nor l1_ttl.
+        until = self._clock() + self._l1_ttl
+        copies = {
+            key: entry
+            if entry.expires_at <= until
+            else attrs.evolve(entry, expires_at=until)
+            for key, entry in entries.items()
+        }
+        await self.l1.set_many(copies)
+
+
+def guard(settings: CacheSettings, backend: CacheBackend, label: str) -> GuardedBackend:
+    """Put *backend* behind the timeout and breaker its *settings* name."""
+    return GuardedBackend(
+        backend, label=label, timeout=settings.timeout, breaker=settings.breaker
+    )
+
+
+@asynccontextmanager
+async def open_tiered_cache(
+    settings: CacheSettings, clock: WallClock, open_tier: OpenTier
+) -> AsyncIterator[TieredCache]:
+    """Open both tiers *settings* describe, and close them on exit.
+
+    Args:
+        settings: Settings with ``backend = "tiered"`` and both tiers.
+        clock: Wall-clock time, advancing with trio's clock.
+        open_tier: Opens one tier's backend by its settings (the
+            orchestrator looks the name up among every backend factory,
+            plugins' included).
+
+    Raises:
+        ConfigError: A tier's settings are missing or invalid.
+    """
+    l1_settings, l2_settings = settings.l1, settings.l2
+    if l1_settings is None or l2_settings is None:
+        # CacheSettings refuses this already; a hand-made object may not.
+        raise ValueError("a tiered cache needs both l1 and l2 settings")
+
+    async with (
+        open_tier(l1_settings, "cache.l1") as l1,
+        open_tier(l2_settings, "cache.l2") as l2,
+    ):
+        yield TieredCache(
+            guard(l1_settings, l1, f"l1:{l1.name}"),
+            guard(l2_settings, l2, f"l2:{l2.name}"),
+            clock=clock,
+            l1_ttl=settings.l1_ttl,
+        )

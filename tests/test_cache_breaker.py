@@ -1,0 +1,192 @@
+"""A failing cache backend is put behind a breaker, and comes back by itself."""
+
+import logging
+
+import pytest
+import trio
+import trio.testing
+
+import dso
+from dso._clock import TrioWallClock
+from dso.testing import FakeCacheBackend, FakeProvider
+
+
+def make_config(**breaker: object) -> dso.Config:
+    return dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "cache": {"timeout": 1, "breaker": {"threshold": 3, **breaker}},
+            "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 600}}},
+        }
+    )
+
+
+async def fetch_times(orch: dso.Orchestrator, count: int) -> list[dso.FetchResult]:
+    results = []
+    for index in range(count):
+        result = await orch.fetch_with_fallback(f"K{index}", ["p"], namespace="quotes")
+        results.append(result)
+
+    return results
+
+
+async def test_a_failing_backend_is_not_asked_once_its_breaker_opens(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """After threshold failures, reads and writes skip the backend, counted."""
+    provider = FakeProvider("p", {f"K{index}": index for index in range(10)})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            results = await fetch_times(orch, 10)
+        stats = orch.statistics().cache_backends["fake"]
+
+    # Three failures (read, write, read) open it; nothing reaches it after.
+    assert 3 == len(backend.calls)
+    assert list(range(10)) == [result.data for result in results]
+    assert (dso.BreakerState.OPEN, 3, 17) == (stats.state, stats.errors, stats.skipped)
+
+
+async def test_a_hanging_backend_costs_its_timeout_only_until_the_breaker_opens(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Timeouts count as failures; once open, a fetch waits for no timeout."""
+    provider = FakeProvider("p", {f"K{index}": index for index in range(5)})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.hanging = True
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            await fetch_times(orch, 2)
+            started = trio.current_time()
+            await fetch_times(orch, 3)
+            elapsed = trio.current_time() - started
+        state = orch.statistics().cache_backends["fake"].state
+
+    assert (dso.BreakerState.OPEN, 0.0) == (state, elapsed)
+
+
+async def test_the_backend_comes_back_by_itself_after_reset_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Once the backend works again, a trial after reset_after closes the breaker."""
+    provider = FakeProvider("p", {"K0": 0, "K1": 1})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+
+    async with dso.open_orchestrator(
+        make_config(reset_after=10), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            await fetch_times(orch, 2)
+            backend.down = False
+            await trio.sleep(10)
+            await fetch_times(orch, 2)
+            hit = await orch.fetch_with_fallback("K1", ["p"], namespace="quotes")
+        state = orch.statistics().cache_backends["fake"].state
+
+    assert (dso.BreakerState.CLOSED, True) == (state, hit.cached)
+
+
+async def test_an_outage_logs_one_warning_when_it_starts_and_one_when_it_ends(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Many failures and failed trials make two warnings, not one per failure."""
+    provider = FakeProvider("p", {f"K{index}": index for index in range(10)})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+    caplog.set_level(logging.DEBUG, logger="dso")
+
+    async with dso.open_orchestrator(
+        make_config(reset_after=10), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(600):
+            for _ in range(3):
+                await fetch_times(orch, 10)
+                await trio.sleep(10)
+
+            backend.down = False
+            await fetch_times(orch, 2)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert 2 == len(warnings)
+    assert "fake is failing" in warnings[0]
+    assert "fake is back" in warnings[1]
+
+
+async def test_a_cancelled_caller_is_not_a_backend_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelling reads in flight never trips the backend's breaker."""
+    provider = FakeProvider("p", {"K0": 0})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.hanging = True
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        for _ in range(5):
+            with trio.move_on_after(0.1):
+                await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+        stats = orch.statistics().cache_backends["fake"]
+
+    assert (dso.BreakerState.CLOSED, 0) == (stats.state, stats.errors)
+
+
+async def test_the_cache_breaker_can_be_taken_in_hand(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """cache_breaker gives the breaker by label, to force it open or reset it."""
+    provider = FakeProvider("p", {"K0": 0})
+    backend = FakeCacheBackend(TrioWallClock())
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        orch.cache_breaker("fake").force_open()
+        await fetch_times(orch, 1)
+
+    assert [] == backend.calls
+
+
+async def test_an_unknown_cache_breaker_label_is_a_lookup_error() -> None:
+    """Asking for the breaker of a backend that is not there names the known."""
+    async with dso.open_orchestrator(make_config()) as orch:
+        with pytest.raises(LookupError, match="known: memory"):
+            orch.cache_breaker("redis")
+
+
+async def test_a_failed_invalidation_raises_cache_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An entry that could not be removed is an error, not a silent skip."""
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+
+    async with dso.open_orchestrator(make_config(), cache=backend) as orch:
+        with pytest.raises(dso.CacheError, match="fake failed to delete"):
+            await orch.invalidate("quotes", "K0")
+
+
+async def test_backend_failures_reach_telemetry(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Each failed cache operation counts in the operator's stats()."""
+    provider = FakeProvider("p", {"K0": 0})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.down = True
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        await fetch_times(orch, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        errors = (orch.stats().cache_errors, orch.statistics().cache_errors)
+
+    assert (2, 2) == errors

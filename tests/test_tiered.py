@@ -1,0 +1,290 @@
+"""The tiered backend: memory (L1) over another backend (L2)."""
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+import dso
+from dso._config import BreakerSettings
+from dso._guarded_cache import GuardedBackend
+from dso._memory import MemoryCache
+from dso._tiered import TieredCache
+from dso.testing import FakeCacheBackend, FakeProvider
+
+
+@attrs.define
+class FakeWallClock:
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guarded(backend: dso.CacheBackend, label: str) -> GuardedBackend:
+    return GuardedBackend(backend, label=label, timeout=1, breaker=BreakerSettings())
+
+
+def tiered(
+    clock: FakeWallClock, *, l1_ttl: float = 30
+) -> tuple[TieredCache, MemoryCache, FakeCacheBackend]:
+    l1 = MemoryCache(clock=clock, max_entries=100)
+    l2 = FakeCacheBackend(clock, name="l2")
+    cache = TieredCache(
+        guarded(l1, "l1:memory"), guarded(l2, "l2:l2"), clock=clock, l1_ttl=l1_ttl
+    )
+    return cache, l1, l2
+
+
+def entry(clock: FakeWallClock, lifetime: float = 3600) -> dso.CacheEntry:
+    return dso.CacheEntry(b"\x01", clock.now, clock.now + lifetime)
+
+
+async def test_an_l2_hit_fills_l1_for_at_most_l1_ttl() -> None:
+    """L1's copy expires at l1_ttl from now, not at the entry's own expiry."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock, l1_ttl=30)
+    await l2.set("k", entry(clock, lifetime=3600))
+
+    found = await cache.get("k")
+    copy = await l1.get("k")
+
+    assert entry(clock) == found
+    assert attrs.evolve(entry(clock), expires_at=clock.now + 30) == copy
+
+
+async def test_an_l1_copy_never_outlives_the_entry() -> None:
+    """An entry expiring before l1_ttl keeps its own expiry in L1."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock, l1_ttl=30)
+    await l2.set("k", entry(clock, lifetime=10))
+
+    await cache.get("k")
+
+    assert entry(clock, lifetime=10) == await l1.get("k")
+
+
+async def test_l1_hits_do_not_reach_l2() -> None:
+    """What L1 holds is served without asking L2."""
+    clock = FakeWallClock()
+    cache, _, l2 = tiered(clock)
+    await cache.set("k", entry(clock))
+    l2.calls.clear()
+
+    await cache.get("k")
+    await cache.get_many(["k"])
+
+    assert [] == l2.calls
+
+
+async def test_get_many_asks_l2_for_l1_misses_in_one_round_trip() -> None:
+    """Only the keys L1 lacks go to L2, in one get_many."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock)
+    await l1.set("a", entry(clock))
+    await l2.set_many({"b": entry(clock), "c": entry(clock)})
+    l2.calls.clear()
+
+    found = await cache.get_many(["a", "b", "c", "d"])
+
+    assert ["a", "b", "c"] == sorted(found)
+    assert [("get_many", ("b", "c", "d"))] == l2.calls
+    assert ["b", "c"] == sorted(await l1.get_many(["b", "c"]))
+
+
+async def test_writes_go_to_both_tiers() -> None:
+    """set_many stores in L1 (for l1_ttl) and in L2 (for the whole lifetime)."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock, l1_ttl=30)
+
+    await cache.set_many({"k": entry(clock)})
+
+    assert entry(clock) == await l2.entries.get("k")
+    assert clock.now + 30 == (await l1.get("k") or entry(clock)).expires_at
+
+
+async def test_an_l1_ttl_of_zero_keeps_l1_empty() -> None:
+    """With l1_ttl 0, L1 is neither written nor filled."""
+    clock = FakeWallClock()
+    cache, l1, _ = tiered(clock, l1_ttl=0)
+    await cache.set("k", entry(clock))
+
+    found = await cache.get("k")
+
+    assert (entry(clock), 0) == (found, l1.statistics().entries)
+
+
+async def test_delete_removes_from_both_tiers() -> None:
+    """After delete neither tier holds the key."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock)
+    await cache.set("k", entry(clock))
+
+    await cache.delete("k")
+
+    assert (None, None) == (await l1.get("k"), await l2.entries.get("k"))
+
+
+async def test_a_tier_that_fails_to_delete_does_not_stop_the_other() -> None:
+    """L1 is cleared even when L2's delete fails, which then raises."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock)
+    await cache.set("k", entry(clock))
+    l2.down = True
+
+    with pytest.raises(dso.CacheError, match="l2:l2"):
+        await cache.delete("k")
+
+    assert None is await l1.get("k")
+
+
+async def test_l1_goes_on_serving_while_l2_is_down() -> None:
+    """An L2 outage opens L2's breaker only; L1's entries are still hits."""
+    clock = FakeWallClock()
+    cache, _, l2 = tiered(clock)
+    await cache.set("k", entry(clock))
+    l2.down = True
+
+    for _ in range(10):
+        await cache.get_many(["k", "missing"])
+    found = await cache.get("k")
+
+    states = {label: g.statistics().state for label, g in cache.guards().items()}
+    assert entry(clock).payload == (found or entry(clock, 0)).payload
+    assert {"l1:memory": dso.BreakerState.CLOSED, "l2:l2": dso.BreakerState.OPEN} == (
+        states
+    )
+
+
+class FakeCachePlugin:
+    """Offers a `FakeCacheBackend` named ``fake``, as a plugin would."""
+
+    def __init__(self) -> None:
+        self.opened: list[FakeCacheBackend] = []
+
+    @dso.hookimpl
+    def dso_cache_backends(self) -> Mapping[str, dso.CacheBackendFactory]:
+        return {"fake": self.open}
+
+    @asynccontextmanager
+    async def open(
+        self, settings: dso.CacheSettings, clock: dso.WallClock
+    ) -> AsyncIterator[FakeCacheBackend]:
+        backend = FakeCacheBackend(clock)
+        self.opened.append(backend)
+        yield backend
+
+
+def tiered_config(l2: dict[str, Any], **namespace: Any) -> dso.Config:
+    return dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "cache": {
+                "backend": "tiered",
+                "l1": {"backend": "memory"},
+                "l2": {"breaker": {"threshold": 2}, **l2},
+                "l1_ttl": 30,
+            },
+            "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 0}, **namespace}},
+        }
+    )
+
+
+async def test_a_plugins_backend_serves_as_l2_and_its_outage_is_survived(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """L2 is looked up among plugins; while it is down L1 serves and fetches go on."""
+    plugin = FakeCachePlugin()
+    provider = FakeProvider("p", {"A": 1, "B": 2})
+
+    async with dso.open_orchestrator(
+        tiered_config({"backend": "fake"}), providers=[provider], plugins=[plugin]
+    ) as orch:
+        with trio.fail_after(60):
+            await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            # The answer comes before the cache write; let the write end.
+            await trio.testing.wait_all_tasks_blocked()
+            (l2,) = plugin.opened
+            l2.down = True
+            hit = await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            for _ in range(3):
+                missed = await orch.fetch_with_fallback("B", ["p"], namespace="quotes")
+                await trio.testing.wait_all_tasks_blocked()
+        stats = orch.statistics().cache_backends
+
+    assert (True, 2) == (hit.cached, missed.data)
+    assert dso.BreakerState.CLOSED == stats["l1:memory"].state
+    assert dso.BreakerState.OPEN == stats["l2:fake"].state
+
+
+async def test_invalidate_clears_memory_and_sqlite_tiers(tmp_path: Path) -> None:
+    """orch.invalidate removes the key from L1 and from the SQLite file."""
+    provider = FakeProvider("p", {"A": 1})
+    config = tiered_config({"backend": "sqlite", "path": str(tmp_path / "c.db")})
+
+    async with dso.open_orchestrator(config, providers=[provider]) as orch:
+        with trio.fail_after(60):
+            await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            backend = orch._cache.backend
+            assert isinstance(backend, TieredCache)
+            key = orch._cache.key_for(orch._namespace("quotes"), "A")
+            before = (await backend.l1.get(key), await backend.l2.get(key))
+            await orch.invalidate("quotes", "A")
+            after = (await backend.l1.get(key), await backend.l2.get(key))
+
+    assert None not in before
+    assert (None, None) == after
+
+
+@pytest.mark.parametrize(
+    ("cache", "message"),
+    [
+        ({"backend": "tiered", "l1": {}}, "cache.l2: the tiered backend needs"),
+        ({"l2": {}}, "cache.l2: only the tiered backend has tiers"),
+        (
+            {"backend": "tiered", "l1": {}, "l2": {"timeout": 0}},
+            "cache.l2.timeout: must be greater than 0",
+        ),
+        (
+            {"backend": "tiered", "l1": {}, "l2": {}, "l1_ttl": -1},
+            "cache.l1_ttl: must not be negative",
+        ),
+        (
+            {"backend": "tiered", "l1": {}, "l2": {"breaker": {"threshold": 0}}},
+            "cache.l2.breaker.threshold: must be greater than 0",
+        ),
+        (
+            {"backend": "tiered", "l1": {}, "l2": {"bakend": "x"}},
+            "cache.l2: unknown field bakend",
+        ),
+    ],
+)
+def test_bad_tier_settings_name_their_path(cache: dict[str, Any], message: str) -> None:
+    """Errors in a tier's settings name the field under cache.l1 or cache.l2."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"cache": cache})
+
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("l2", "message"),
+    [
+        ({"backend": "nope"}, "cache.l2.backend: unknown backend 'nope'"),
+        ({"backend": "sqlite"}, "cache.l2.path: the sqlite backend needs"),
+    ],
+)
+async def test_tiers_that_cannot_open_name_their_path(
+    l2: dict[str, Any], message: str
+) -> None:
+    """A tier's unknown backend or missing option is named under cache.l2."""
+    with pytest.raises(dso.ConfigError) as info:
+        async with dso.open_orchestrator(tiered_config(l2)):
+            pass
+
+    assert message in str(info.value)

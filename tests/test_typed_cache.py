@@ -1,0 +1,99 @@
+"""The typed cache: what a memory hit shares, and what it decodes afresh."""
+
+from typing import Any
+
+import attrs
+import trio
+
+from dso._clock import TrioWallClock
+from dso._codec import Codec
+from dso._config import NamespaceSettings
+from dso._memory import MemoryCache
+from dso._namespace import BoundNamespace, Namespace
+from dso._ttl import TtlTable
+from dso._typed_cache import TypedCache
+
+
+@attrs.frozen
+class Point:
+    x: int
+    labels: tuple[str, ...] = ()
+
+
+class CountingCodec(Codec):
+    """A codec that counts its decodes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decodes = 0
+
+    def decode(self, data: bytes, value_type: Any) -> Any:
+        self.decodes += 1
+        return super().decode(data, value_type)
+
+
+def typed_cache(codec: Codec) -> TypedCache:
+    clock = TrioWallClock()
+    backend = MemoryCache(clock=clock, max_entries=10)
+    return TypedCache(backend, codec, TtlTable({}), clock, "dso")
+
+
+def space(value_type: Any) -> BoundNamespace:
+    return BoundNamespace(Namespace("things", value_type), NamespaceSettings())
+
+
+async def test_an_immutable_value_is_served_from_memory_without_decoding() -> None:
+    """A frozen value is shared as it is: nobody can change it."""
+    codec = CountingCodec()
+    cache = typed_cache(codec)
+    points = space(Point)
+    point = Point(1, ("a",))
+    await cache.write(points, "p", point, partial=False)
+    codec.decodes = 0  # encoding checks the round trip with a decode
+
+    with trio.fail_after(5):
+        first = await cache.read(points, "p", None)
+        second = await cache.read(points, "p", None)
+
+    assert first is not None
+    assert second is not None
+    assert (True, True, 0) == (
+        first.value is point,
+        second.value is point,
+        codec.decodes,
+    )
+
+
+async def test_a_mutable_value_is_decoded_afresh_for_every_hit() -> None:
+    """A list comes back as a new list each time, so no caller sees another's edits."""
+    codec = CountingCodec()
+    cache = typed_cache(codec)
+    lists = space(list[int])
+    await cache.write(lists, "l", [1, 2], partial=False)
+    codec.decodes = 0
+
+    with trio.fail_after(5):
+        first = await cache.read(lists, "l", None)
+        second = await cache.read(lists, "l", None)
+
+    assert first is not None
+    assert second is not None
+    assert ([1, 2], False, 2) == (
+        second.value,
+        first.value is second.value,
+        codec.decodes,
+    )
+
+
+async def test_a_kept_value_of_another_type_is_not_served() -> None:
+    """An entry read as another value type is decoded as that type."""
+    codec = CountingCodec()
+    cache = typed_cache(codec)
+    await cache.write(space(Point), "p", Point(1), partial=False)
+    codec.decodes = 0
+
+    with trio.fail_after(5):
+        read = await cache.read(space(object), "p", None)
+
+    assert read is not None
+    assert ({"x": 1, "labels": []}, 1) == (read.value, codec.decodes)
