@@ -71,7 +71,9 @@ class StaleServed(Event):
 
 @attrs.frozen(kw_only=True)
 class CacheWritten(Event):
-    """Values were stored in the cache.
+    """Values were handed to the cache to store.
+
+    A backend that then failed also reports `CacheFailed`.
 
     Attributes:
         keys: How many.

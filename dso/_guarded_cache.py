@@ -33,6 +33,9 @@ class CacheListener(Protocol):
     def cache_failed(self, backend: str, operation: str) -> None:
         """A backend failed at *operation*; the fetch went on without it."""
 
+    def cache_written(self, namespace: str, keys: int) -> None:
+        """Entries for *keys* keys of *namespace* were handed to the backend."""
+
 
 @attrs.frozen
 class CacheBackendStatistics:

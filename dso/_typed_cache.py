@@ -326,9 +326,8 @@ class TypedCache:
 
         await self._store.set_many(entries)
         self.counters.writes += len(entries)
-        # TODO: telemetry's CacheWritten is not emitted yet: main's
-        # telemetry tests pin the event sequence without it; one line here
-        # (self._listener.cache_written) once they expect it.
+        if self._listener is not None:
+            self._listener.cache_written(namespace.name, len(entries))
 
     def _decode(
         self,

@@ -154,18 +154,15 @@ async def test_sinks_receive_typed_events_in_order() -> None:
     async with orchestrator(provider, sinks=[received.append]) as orch:
         await fetch(orch, "A", "p")
         await fetch(orch, "A", "p")
-        await wait_for_events(received, 6)
+        await wait_for_events(received, 7)
 
     kinds = [type(event).__name__ for event in received]
-    assert [
-        "CacheMiss",
-        "AttemptStarted",
-        "AttemptSucceeded",
-        "FetchFinished",
-        "CacheHit",
-        "FetchFinished",
-    ] == kinds
-    assert {"A"} == {event.key for event in received}
+    # The value goes to its caller before the cache write ends, so those
+    # two may come in either order.
+    assert ["CacheMiss", "AttemptStarted", "AttemptSucceeded"] == kinds[:3]
+    assert {"CacheWritten", "FetchFinished"} == set(kinds[3:5])
+    assert ["CacheHit", "FetchFinished"] == kinds[5:]
+    assert {"A", None} == {event.key for event in received}
 
 
 @pytest.mark.parametrize(("mode", "shown"), [("hash", "hashed"), ("omit", None)])
@@ -181,9 +178,9 @@ async def test_keys_can_be_hashed_or_left_out_of_events(
         provider, sinks=[received.append], telemetry=telemetry
     ) as orch:
         await fetch(orch, "secret-person@example.com", "p")
-        await wait_for_events(received, 4)
+        await wait_for_events(received, 5)
 
-    keys = {event.key for event in received}
+    keys = {event.key for event in received if not isinstance(event, dso.CacheWritten)}
     if shown is None:
         assert {None} == keys
     else:
@@ -206,12 +203,12 @@ async def test_a_failing_sink_is_counted_and_logged_once(
     async with orchestrator(provider, sinks=[broken, received.append]) as orch:
         first = await fetch(orch, "A", "p")
         second = await fetch(orch, "B", "p")
-        await wait_for_events(received, 8)
+        await wait_for_events(received, 10)
         stats = orch.stats()
 
     logged = [r for r in caplog.records if "telemetry sink" in r.getMessage()]
     assert (1, 2) == (first.data, second.data)
-    assert (8, 1) == (stats.sink_errors, len(logged))
+    assert (10, 1) == (stats.sink_errors, len(logged))
 
 
 async def test_a_blocked_sink_drops_events_instead_of_queueing_them() -> None:
@@ -233,9 +230,9 @@ async def test_a_blocked_sink_drops_events_instead_of_queueing_them() -> None:
         stats = orch.stats()
         release.set()
 
-    # 50 fetches make 200 events: the stuck sink holds the first few, the
+    # 50 fetches make 250 events: the stuck sink holds the first few, the
     # buffer 5 more, and the rest are dropped.
-    assert 180 <= stats.events_dropped < 200
+    assert 230 <= stats.events_dropped < 250
 
 
 async def test_health_alerts_on_an_open_breaker_and_failure_rate(
@@ -524,9 +521,9 @@ async def test_plugins_receive_events_through_the_dso_event_hook() -> None:
         plugins=[Plugin()],
     ) as orch:
         await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
-        await wait_for_events(received, 4)
+        await wait_for_events(received, 5)
 
-    assert isinstance(received[-1], dso.FetchFinished)
+    assert 1 == sum(isinstance(event, dso.FetchFinished) for event in received)
 
 
 async def test_quota_use_shows_in_stats_and_alerts_past_its_threshold(
