@@ -417,7 +417,10 @@ class Telemetry:
             for event in batch:
                 try:
                     sink(event)
-                except Exception:
+                # Not only Exception: in a worker thread, a sink's SystemExit
+                # or KeyboardInterrupt is a bug of the sink's, not a signal,
+                # and must not end the orchestrator's delivery task.
+                except BaseException:
                     errors += 1
                     self._log_first_failure(sink)
 

@@ -544,3 +544,29 @@ async def test_quota_use_shows_in_stats_and_alerts_past_its_threshold(
 
     assert 0.9 == used
     assert "quota" in rules
+
+
+class SinkCrash(BaseException):
+    """Not an Exception: what a careless sink might raise."""
+
+
+@pytest.mark.parametrize("error", [SinkCrash, SystemExit, KeyboardInterrupt])
+async def test_a_sink_raising_a_base_exception_breaks_no_fetch(
+    autojump_clock: trio.testing.MockClock, error: type[BaseException]
+) -> None:
+    """A sink raising a BaseException is counted; the orchestrator goes on."""
+
+    def broken(event: dso.Event) -> None:
+        raise error("sink gone")
+
+    received: list[dso.Event] = []
+    provider = FakeProvider("p", {"A": 1, "B": 2})
+
+    async with orchestrator(provider, sinks=[broken, received.append]) as orch:
+        first = await fetch(orch, "A", "p")
+        await wait_for_events(received, 4)
+        second = await fetch(orch, "B", "p")
+        await wait_for_events(received, 8)
+        stats = orch.stats()
+
+    assert (1, 2, 8) == (first.data, second.data, stats.sink_errors)
