@@ -345,6 +345,16 @@ def _key_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         )
 
 
+_MAX_SALT = 64
+
+
+def _salt_fits(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # BLAKE2b takes a key of at most 64 bytes; a longer one would fail every
+    # fetch that reports a key. The value is a secret: it is not shown.
+    if len(value.encode()) > _MAX_SALT:
+        raise _FieldError(attribute.name, f"must be at most {_MAX_SALT} bytes")
+
+
 @attrs.frozen
 class TelemetrySettings:
     """What telemetry events say, and how many may wait for slow sinks.
@@ -353,14 +363,14 @@ class TelemetrySettings:
         keys: How events show keys, which can be personal data:
             ``"plain"``, ``"hash"`` (a keyed BLAKE2 digest, the same for
             the same key and ``key_salt``) or ``"omit"``.
-        key_salt: The secret mixed into key hashes; with the same salt,
-            hashes match across processes.
+        key_salt: The secret mixed into key hashes, at most 64 bytes; with
+            the same salt, hashes match across processes.
         buffer: Events that may wait for the sinks; beyond it, new events
             are dropped and counted rather than queued without bound.
     """
 
     keys: str = attrs.field(default="plain", validator=_key_mode)
-    key_salt: str = attrs.field(default="", repr=False)
+    key_salt: str = attrs.field(default="", repr=False, validator=_salt_fits)
     buffer: int = attrs.field(default=10_000, validator=_positive)
 
 

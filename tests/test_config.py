@@ -114,3 +114,15 @@ def test_breakers_cannot_ignore_what_dso_decides_itself(code: str) -> None:
         dso.Config.from_dict({"providers": {"p": {"breaker": {"ignore": [code]}}}})
 
     assert str(caught.value).startswith("providers.p.breaker.ignore.0: unknown error")
+
+
+def test_a_too_long_key_salt_is_refused_without_showing_it() -> None:
+    """A key_salt BLAKE2 cannot take fails at load, naming the field only."""
+    salt = "salty-secret-" * 6
+
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"telemetry": {"keys": "hash", "key_salt": salt}})
+
+    message = str(info.value)
+    assert "telemetry.key_salt: must be at most 64 bytes" in message
+    assert "salty-secret" not in message
