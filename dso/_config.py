@@ -85,6 +85,13 @@ def _positive_or_none(
         _positive(instance, attribute, value)
 
 
+def _share(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A rate written as a percentage (80 for 80 %) would silently turn its
+    # alert off or on for good.
+    if not 0 <= value <= 1:
+        raise _FieldError(attribute.name, f"must be between 0 and 1, got {value!r}")
+
+
 def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not 0 < value <= 1:
         raise _FieldError(
@@ -380,7 +387,8 @@ class HealthSettings:
 
     Rates are judged over the last ``window`` seconds, and only once
     ``min_samples`` lookups or calls have been seen there, so that one
-    early miss raises no alarm.
+    early miss raises no alarm. Thresholds are shares from 0 to 1 (0.8,
+    not 80).
 
     Attributes:
         min_hit_rate: Alert when a namespace's cache hit rate is below.
@@ -396,10 +404,10 @@ class HealthSettings:
         check_timeout: Seconds one ``health_check`` may take.
     """
 
-    min_hit_rate: float = attrs.field(default=0.5, validator=_not_negative)
-    max_failure_rate: float = attrs.field(default=0.1, validator=_not_negative)
-    max_stale_share: float = attrs.field(default=0.05, validator=_not_negative)
-    max_quota_use: float = attrs.field(default=0.8, validator=_not_negative)
+    min_hit_rate: float = attrs.field(default=0.5, validator=_share)
+    max_failure_rate: float = attrs.field(default=0.1, validator=_share)
+    max_stale_share: float = attrs.field(default=0.05, validator=_share)
+    max_quota_use: float = attrs.field(default=0.8, validator=_share)
     alert_on_open_breaker: bool = True
     window: float = attrs.field(default=300.0, validator=_at_least_a_second)
     min_samples: int = attrs.field(default=20, validator=_positive)

@@ -126,3 +126,15 @@ def test_a_too_long_key_salt_is_refused_without_showing_it() -> None:
     message = str(info.value)
     assert "telemetry.key_salt: must be at most 64 bytes" in message
     assert "salty-secret" not in message
+
+
+@pytest.mark.parametrize(
+    "field", ["min_hit_rate", "max_failure_rate", "max_stale_share", "max_quota_use"]
+)
+def test_a_health_threshold_must_be_a_share(field: str) -> None:
+    """A threshold written as a percentage (80) fails, naming the field."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"health": {field: 80}})
+
+    expected = f"health.{field}: must be between 0 and 1, got 80"
+    assert expected in str(info.value)
