@@ -3,7 +3,7 @@
 import pytest
 
 import dso
-from dso._redaction import redact_url
+from dso._redaction import redact_text, redact_url
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,18 @@ def test_cache_options_repr_hides_url_passwords_and_secrets() -> None:
     assert "hunter2" not in shown
     assert "pw-9" not in shown
     assert "redis://u:***@h:6379/0" in shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://u:hunter2@[::1/x?apikey=K-42",
+        "see [redis://:hunter2@cache.internal:6379?token=K-42]",
+        "redis://:hunter2@host]:6379/0?password=K-42",
+    ],
+)
+def test_secrets_in_urls_python_cannot_parse_are_hidden(text: str) -> None:
+    """A URL urllib refuses (stray brackets) still loses its secrets."""
+    shown = redact_text(text)
+
+    assert ("hunter2" in shown, "K-42" in shown) == (False, False)
