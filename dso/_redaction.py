@@ -96,7 +96,14 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite *record*'s message and traceback text; never drop it."""
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A filter that raises breaks the caller's log call; a handler
+            # would show the raw arguments instead. Show them redacted.
+            message = f"{record.msg} (arguments: {record.args!r})"
+            record.msg, record.args = message, None
+
         redacted = redact_text(message)
         if redacted != message:
             record.msg = redacted

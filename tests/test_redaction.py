@@ -1,5 +1,7 @@
 """Secrets never show: URLs in reprs, keys in config errors."""
 
+import logging
+
 import pytest
 
 import dso
@@ -82,3 +84,19 @@ def test_secrets_in_urls_python_cannot_parse_are_hidden(text: str) -> None:
     shown = redact_text(text)
 
     assert ("hunter2" in shown, "K-42" in shown) == (False, False)
+
+
+def test_the_filter_survives_a_log_call_with_bad_arguments(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A malformed log call neither raises through the filter nor leaks."""
+    logger = logging.getLogger("dso.test-redaction")
+    redacting = dso.RedactingFilter()
+    logger.addFilter(redacting)
+    try:
+        logger.warning("calling %d", "https://h/q?apikey=K-42")
+    finally:
+        logger.removeFilter(redacting)
+
+    shown = [record.getMessage() for record in caplog.records]
+    assert ["calling %d (arguments: ('https://h/q?apikey=***',))"] == shown
