@@ -570,3 +570,19 @@ async def test_a_sink_raising_a_base_exception_breaks_no_fetch(
         stats = orch.stats()
 
     assert (1, 2, 8) == (first.data, second.data, stats.sink_errors)
+
+
+@pytest.mark.parametrize("name", ["dso.ops", "dso.redis"])
+async def test_dso_child_loggers_are_redacted_too(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    """Child loggers such as the ops server's and Redis's hide secrets too."""
+    logging.getLogger(name)
+
+    async with orchestrator(FakeProvider("p", {"A": 1})):
+        logging.getLogger(name).warning("lost redis://u:pw-456@h/0 on %s", name)
+
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"lost redis://u:***@h/0 on {name}" == text
