@@ -5,6 +5,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -498,11 +499,35 @@ async def test_no_secret_reaches_the_logs(
 
 async def wait_for_events(received: list[dso.Event], count: int) -> None:
     """Wait until the sinks' worker thread has delivered *count* events."""
-    with trio.fail_after(10):
-        # The list fills in a worker thread, which cannot set a trio.Event
-        # without a token; polling is simplest.
-        while len(received) < count:  # noqa: ASYNC110
-            await trio.sleep(0.01)
+    # The list fills in a worker thread, which trio cannot see: on the
+    # autojump clock every task looks blocked meanwhile, so time would jump
+    # to the next deadline (a poll's, a fail_after's) before the thread is
+    # done. The clock stands still instead, and the wait has a deadline in
+    # real time.
+    clock = trio.lowlevel.current_clock()
+    mock = clock if isinstance(clock, trio.testing.MockClock) else None
+    threshold = None if mock is None else mock.autojump_threshold
+    if mock is not None:
+        mock.autojump_threshold = math.inf
+    try:
+        delivered = await trio.to_thread.run_sync(wait_for_length, received, count)
+    finally:
+        if mock is not None and threshold is not None:
+            mock.autojump_threshold = threshold
+
+    assert delivered, f"{len(received)} of {count} events delivered"
+
+
+def wait_for_length(items: list[dso.Event], count: int, seconds: float = 10) -> bool:
+    """Return whether *items* reached *count* items within *seconds*."""
+    limit = time.monotonic() + seconds
+    while len(items) < count:
+        if time.monotonic() > limit:
+            return False
+
+        time.sleep(0.001)
+
+    return True
 
 
 async def test_plugins_receive_events_through_the_dso_event_hook(
