@@ -32,6 +32,7 @@ from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._plugins import Plugins, load_plugins
 from ._progress import BatchProgress
+from ._redaction import redact_text, redact_url
 from ._results import FetchResult
 
 
@@ -636,21 +637,36 @@ def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:
 
 
 def _fetch_view(url: str, what: str) -> dict[str, Any]:
+    # The URL may carry a password or a token (a proxy in front of dso
+    # serve); errors show it redacted.
+    shown = redact_url(url)
     try:
-        response = httpx.get(f"{url.rstrip('/')}/{what}", timeout=10)
+        where = _view_url(url, what)
+    except httpx.InvalidURL:
+        raise ConfigError(f"--url {shown}: not a URL") from None
+
+    try:
+        response = httpx.get(where, timeout=10)
     except httpx.HTTPError as exc:
-        raise ConfigError(f"--url {url}: {exc}") from None
+        raise ConfigError(f"--url {shown}: {redact_text(str(exc))}") from None
 
     # /health answers 503 while failing, with the verdict as usual.
     if response.status_code not in (200, 503):
-        raise ConfigError(f"--url {url}: /{what} answered {response.status_code}")
+        raise ConfigError(f"--url {shown}: /{what} answered {response.status_code}")
 
     try:
         data: dict[str, Any] = response.json()
     except ValueError:
-        raise ConfigError(f"--url {url}: /{what} did not answer JSON") from None
+        raise ConfigError(f"--url {shown}: /{what} did not answer JSON") from None
 
     return data
+
+
+def _view_url(url: str, what: str) -> httpx.URL:
+    # The view goes after the path (dso serve may sit under a prefix behind
+    # a proxy), not after a query string.
+    base = httpx.URL(url)
+    return base.copy_with(path=f"{base.path.rstrip('/')}/{what}")
 
 
 async def _open_view(config: Config, what: str, check: bool) -> dict[str, Any]:

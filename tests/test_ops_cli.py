@@ -114,6 +114,38 @@ def test_health_of_an_unreachable_server_says_so(
     assert "--url http://127.0.0.1:9" in capsys.readouterr().out
 
 
+def test_health_of_an_unreachable_server_keeps_its_secrets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A password or token in --url never shows in the error."""
+    url = "http://ops:hunter2@127.0.0.1:9/?token=tok-42"
+
+    status = main(["health", "--url", url])
+
+    shown = capsys.readouterr().out
+    assert (2, False, False) == (status, "hunter2" in shown, "tok-42" in shown)
+
+
+def test_health_of_a_malformed_url_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A --url that is no URL exits 2 with a message, not a traceback."""
+    status = main(["health", "--url", "http://[::1"])
+
+    assert (2, "dso: --url http://[::1: not a URL\n") == (
+        status,
+        capsys.readouterr().out,
+    )
+
+
+def test_health_url_may_carry_a_path_and_a_query() -> None:
+    """--url keeps its path prefix and query: the view goes after the path."""
+    with served(four_lookups) as url:
+        status = main(["health", "--url", f"{url}/?probe=1"])
+
+    assert 0 == status
+
+
 def test_health_from_a_config_runs_checks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
