@@ -98,18 +98,19 @@ class OpsApp:
 
         status, answer = self._answer(scope["method"], scope["path"])
         body = b"" if scope["method"] == "HEAD" else answer.body
+        headers = [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"cache-control", b"no-store"),
+            (b"content-security-policy", _CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        if status == 405:
+            # RFC 9110, 15.5.6: a 405 must say which methods are allowed.
+            headers.append((b"allow", b"GET, HEAD"))
+
         await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", answer.content_type.encode()),
-                    (b"content-length", str(len(answer.body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"content-security-policy", _CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            }
+            {"type": "http.response.start", "status": status, "headers": headers}
         )
         await send({"type": "http.response.body", "body": body})
 

@@ -108,6 +108,15 @@ async def test_unknown_paths_and_methods_are_refused(
     assert "only GET and HEAD" in posted.text
 
 
+async def test_a_refused_method_is_told_which_are_allowed(
+    client: httpx.AsyncClient,
+) -> None:
+    """A 405 carries the Allow header that RFC 9110 requires of it."""
+    response = await client.delete("/stats")
+
+    assert (405, "GET, HEAD") == (response.status_code, response.headers.get("allow"))
+
+
 async def test_dashboard_is_self_contained(client: httpx.AsyncClient) -> None:
     """The dashboard loads nothing from outside, and says so in its CSP."""
     response = await client.get("/")
