@@ -71,11 +71,17 @@ def _tiers_not_negative(
             )
 
 
-def _at_least_a_second(
-    instance: object, attribute: attrs.Attribute[Any], value: Any
-) -> None:
-    if not value >= 1:
-        raise _FieldError(attribute.name, f"must be at least 1 second, got {value!r}")
+_LONGEST_WINDOW = 86_400
+
+
+def _window_span(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A time window keeps a bucket per second: a longer one would grow
+    # without a useful bound, and an infinite one cannot be laid out.
+    if value is not None and not 1 <= value <= _LONGEST_WINDOW:
+        raise _FieldError(
+            attribute.name,
+            f"must be from 1 second to a day ({_LONGEST_WINDOW}), got {value!r}",
+        )
 
 
 def _positive_or_none(
@@ -129,7 +135,8 @@ class BreakerSettings:
         threshold: Failures in a row that open the breaker (5).
         failure_rate: The rate model's share of failures that opens it (0.5).
         window: Calls the sliding window covers (20).
-        window_seconds: Make the window cover this many seconds instead.
+        window_seconds: Make the window cover this many seconds instead
+            (from 1 to 86400).
         min_calls: Calls in the window before rates are judged (10).
         slow_after: Seconds after which a call counts as slow (off).
         slow_rate: The share of slow calls that opens the breaker (1.0).
@@ -145,7 +152,7 @@ class BreakerSettings:
     threshold: int = attrs.field(default=5, validator=_positive)
     failure_rate: float = attrs.field(default=0.5, validator=_fraction)
     window: int = attrs.field(default=20, validator=_positive)
-    window_seconds: float | None = attrs.field(default=None, validator=_not_negative)
+    window_seconds: float | None = attrs.field(default=None, validator=_window_span)
     min_calls: int = attrs.field(default=10, validator=_positive)
     slow_after: float | None = attrs.field(default=None, validator=_not_negative)
     slow_rate: float = attrs.field(default=1.0, validator=_fraction)
@@ -397,7 +404,7 @@ class HealthSettings:
         max_stale_share: Alert when a namespace serves more stale values.
         max_quota_use: Alert when a provider has spent more of its quota.
         alert_on_open_breaker: Alert while any breaker is open.
-        window: Seconds the rates cover.
+        window: Seconds the rates cover (from 1 to 86400).
         min_samples: Lookups or calls needed before a rate is judged.
         check_every: Run the providers' ``health_check`` this often, in
             seconds, in the background; ``None`` only on demand.
@@ -409,7 +416,7 @@ class HealthSettings:
     max_stale_share: float = attrs.field(default=0.05, validator=_share)
     max_quota_use: float = attrs.field(default=0.8, validator=_share)
     alert_on_open_breaker: bool = True
-    window: float = attrs.field(default=300.0, validator=_at_least_a_second)
+    window: float = attrs.field(default=300.0, validator=_window_span)
     min_samples: int = attrs.field(default=20, validator=_positive)
     check_every: float | None = attrs.field(default=None, validator=_positive_or_none)
     check_timeout: float = attrs.field(default=10.0, validator=_positive)
