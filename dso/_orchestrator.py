@@ -670,7 +670,9 @@ class Orchestrator:
             and revalidate is not None
             and cached.expired_for < revalidate
         ):
-            self._start_background(self._revalidate, call_key, body, deadline)
+            self._start_background(
+                self._revalidate, call_key, body, deadline, space.name, key
+            )
             self._stale_served += 1
             self._telemetry.stale_served(space.name, key, cached.age, revalidating=True)
             return _from_cache(key, space, cached, stale=True)
@@ -731,6 +733,8 @@ class Orchestrator:
         call_key: Hashable,
         body: RunShared[FetchResult[Any]],
         deadline: float,
+        namespace: str,
+        key: str,
     ) -> None:
         # Runs in the orchestrator's nursery, sharing the call with any
         # other refresh or fetch of the key; the cache is all it feeds.
@@ -740,8 +744,10 @@ class Orchestrator:
             pass
         except Exception:
             # A refresh nobody waits for must not take the orchestrator
-            # down; the stale value stays until the next try.
-            logger.warning("refreshing %r failed", call_key, exc_info=True)
+            # down; the stale value stays until the next try. The key is
+            # shown as telemetry.keys says: it may be personal data.
+            shown = self._telemetry.shown_key(key) or "(key omitted)"
+            logger.warning("refreshing %s/%s failed", namespace, shown, exc_info=True)
 
     async def _rescue(
         self,

@@ -611,3 +611,39 @@ async def test_dso_child_loggers_are_redacted_too(
 
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert f"lost redis://u:***@h/0 on {name}" == text
+
+
+async def test_a_failed_background_refresh_logs_no_hidden_key(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With keys omitted, a refresh that fails logs without the key."""
+    calls = 0
+
+    def first_only(values: Sequence[tuple[str, object]]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("merge broke")
+
+        return values[0][1]
+
+    provider = FakeProvider("p", {"alice@example.com": 1})
+    telemetry = {"keys": "omit"}
+
+    async with orchestrator(provider, telemetry=telemetry) as orch:
+        await orch.fetch_with_merge(
+            "alice@example.com", ["p"], namespace="quotes", merge=first_only
+        )
+        await trio.sleep(61)
+        await orch.fetch_with_merge(
+            "alice@example.com",
+            ["p"],
+            namespace="quotes",
+            merge=first_only,
+            revalidate_within=600,
+        )
+        await trio.testing.wait_all_tasks_blocked()
+
+    refreshes = [r for r in caplog.records if "refresh" in r.getMessage()]
+    assert (2, 1) == (calls, len(refreshes))
+    assert "alice" not in refreshes[0].getMessage()
