@@ -20,6 +20,7 @@ from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
 from ._limits import ProviderLimits, Refusal
 from ._provider import BatchProvider, Provider, ProviderContext
+from ._redaction import redact_text
 from ._results import Attempt
 from ._retry import retry, worth_retrying
 from ._telemetry import Telemetry
@@ -340,8 +341,11 @@ class GuardedProvider:
                 self.breaker.release(permit)
 
     def _pause_if_asked(self, exc: ProviderError) -> str:
+        # The provider's message should carry no secret; a careless one's
+        # still must not reach the caller's result, or the CLI's table.
+        message = redact_text(exc.message)
         if exc.code is not ErrorCode.RATE_LIMIT:
-            return exc.message
+            return message
 
         seconds = self.limits.pause(exc.retry_after)
         if self._telemetry is not None:
@@ -349,7 +353,7 @@ class GuardedProvider:
             self._telemetry.provider_paused(self.name, seconds)
         else:
             logger.warning("provider %s asked for a pause of %g s", self.name, seconds)
-        return f"{exc.message}; provider paused for {seconds:g} s"
+        return f"{message}; provider paused for {seconds:g} s"
 
     async def _call_in_time(
         self,

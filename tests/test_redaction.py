@@ -3,9 +3,11 @@
 import logging
 
 import pytest
+import trio
 
 import dso
 from dso._redaction import redact_text, redact_url
+from dso.testing import FakeProvider
 
 
 @pytest.mark.parametrize(
@@ -100,3 +102,20 @@ def test_the_filter_survives_a_log_call_with_bad_arguments(
 
     shown = [record.getMessage() for record in caplog.records]
     assert ["calling %d (arguments: ('https://h/q?apikey=***',))"] == shown
+
+
+async def test_a_provider_message_with_a_secret_is_redacted_in_attempts() -> None:
+    """A careless provider's URL with its key is hidden in the result's attempts."""
+    leaky = FakeProvider("leaky")
+    message = "HTTP 500 from https://h/q?apikey=K-42 (Authorization: Bearer T-42)"
+    leaky.fail_all(dso.ProviderError(dso.ErrorCode.NOT_FOUND, message))
+    config = dso.Config.from_dict({"plugins": {"autoload": False}})
+
+    with trio.fail_after(60):
+        async with dso.open_orchestrator(
+            config, providers=[leaky], namespaces=[dso.Namespace("quotes")]
+        ) as orch:
+            result = await orch.fetch_with_fallback("A", ["leaky"], namespace="quotes")
+
+    expected = "HTTP 500 from https://h/q?apikey=*** (Authorization: Bearer ***)"
+    assert [expected] == [attempt.message for attempt in result.attempts]
