@@ -10,7 +10,8 @@ import logging
 import os
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -620,13 +621,32 @@ def _without_demo(data: dict[str, Any]) -> dict[str, Any]:
 
 def _run_health(args: argparse.Namespace, console: Console) -> int:
     health = _read_view(args, "health")
-    console.print(health_view(health))
-    return 1 if health["status"] == "failing" else 0
+    with _answer_checked(args, "health"):
+        console.print(health_view(health))
+        return 1 if health["status"] == "failing" else 0
 
 
 def _run_stats(args: argparse.Namespace, console: Console) -> int:
-    console.print(stats_view(_read_view(args, "stats")))
-    return 0
+    stats = _read_view(args, "stats")
+    with _answer_checked(args, "stats"):
+        console.print(stats_view(stats))
+        return 0
+
+
+@contextmanager
+def _answer_checked(args: argparse.Namespace, what: str) -> Iterator[None]:
+    # Whatever answers at --url may not be dso serve: its JSON then lacks
+    # what the view reads, which deserves better than a bare KeyError.
+    try:
+        yield
+    except (LookupError, TypeError, AttributeError) as exc:
+        if args.url is None:
+            raise
+
+        raise ConfigError(
+            f"--url {redact_url(args.url)}: /{what} is not dso serve's answer"
+            f" ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:

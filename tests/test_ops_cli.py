@@ -1,5 +1,6 @@
 """dso serve, dso health and dso stats, and the batch progress bar."""
 
+import http.server
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -136,6 +137,41 @@ def test_health_of_a_malformed_url_says_so(
         status,
         capsys.readouterr().out,
     )
+
+
+@pytest.mark.parametrize("what", ["health", "stats"])
+def test_a_server_that_is_not_dso_serve_is_named(
+    what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON without what a view reads exits 2 saying it is not dso serve's."""
+    with json_server(b'{"status": 1}') as url:
+        status = main([what, "--url", url])
+
+    expected = f"dso: --url {url}: /{what} is not dso serve's answer"
+    assert (2, True) == (status, capsys.readouterr().out.startswith(expected))
+
+
+@contextmanager
+def json_server(body: bytes) -> Iterator[str]:
+    """Serve *body* as JSON on every path, from a thread, on loopback."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(20)
+        server.server_close()
 
 
 def test_health_url_may_carry_a_path_and_a_query() -> None:
