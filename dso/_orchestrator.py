@@ -811,6 +811,7 @@ async def open_orchestrator(
     Raises:
         ConfigError: The configuration names an unknown provider type or
             cache backend.
+        TypeError: A telemetry sink is an async function.
     """
     config = Config() if config is None else config
     loaded = load_plugins(config.plugins, extra=plugins)

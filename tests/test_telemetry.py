@@ -647,3 +647,16 @@ async def test_a_failed_background_refresh_logs_no_hidden_key(
     refreshes = [r for r in caplog.records if "refresh" in r.getMessage()]
     assert (2, 1) == (calls, len(refreshes))
     assert "alice" not in refreshes[0].getMessage()
+
+
+async def test_an_async_sink_is_refused_at_open() -> None:
+    """An async sink, which a worker thread would never run, is a TypeError."""
+
+    async def async_sink(event: dso.Event) -> None:
+        """Would never be awaited."""
+
+    with pytest.raises(TypeError) as info:
+        async with orchestrator(FakeProvider("p"), sinks=[async_sink]):
+            pass
+
+    assert "async_sink" in str(info.value)
