@@ -7,6 +7,7 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
 import tomllib
@@ -28,6 +29,7 @@ from rich.text import Text
 from ._config import Config
 from ._demo_traffic import demo_keys, demo_traffic
 from ._errors import ConfigError, DsoError
+from ._ops_app import MIN_REFRESH
 from ._ops_server import serve_ops
 from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
@@ -189,7 +191,7 @@ def _add_ops_commands(
         "--port", type=_port, default=8000, help="port to listen on (0: any free port)"
     )
     serve.add_argument(
-        "--refresh", type=float, default=2.0, help="dashboard refresh, in seconds"
+        "--refresh", type=_refresh, default=2.0, help="dashboard refresh, in seconds"
     )
     serve.add_argument(
         "--demo-traffic",
@@ -233,6 +235,20 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
 
     return port
+
+
+def _refresh(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+    if not MIN_REFRESH <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a number of seconds from {MIN_REFRESH} up"
+        )
+
+    return seconds
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """The operator's endpoints: /health, /stats, /metrics and the dashboard."""
 
 import json
+import math
 from collections.abc import AsyncIterator
 
 import httpx
@@ -161,3 +162,12 @@ async def test_refresh_interval_must_be_positive(  # noqa: ASYNC124
     """A refresh interval of zero is refused, naming the parameter."""
     with pytest.raises(ValueError, match="refresh_every"):
         dso.ops_app(orchestrator, refresh_every=0)
+
+
+@pytest.mark.parametrize("seconds", [0.01, math.nan, math.inf])
+async def test_refresh_interval_must_be_a_sane_number(  # noqa: ASYNC124
+    orchestrator: dso.Orchestrator, seconds: float
+) -> None:
+    """A refresh of NaN, infinity or under 0.1 s is refused up front."""
+    with pytest.raises(ValueError, match="refresh_every"):
+        dso.ops_app(orchestrator, refresh_every=seconds)

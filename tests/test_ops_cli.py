@@ -174,6 +174,17 @@ def json_server(body: bytes) -> Iterator[str]:
         server.server_close()
 
 
+@pytest.mark.parametrize("refresh", ["nan", "inf", "0", "fast"])
+def test_serve_refuses_a_senseless_refresh(
+    refresh: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The serve command takes only a finite --refresh of at least 0.1 s."""
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--refresh", refresh])
+
+    assert (2, True) == (info.value.code, "--refresh" in capsys.readouterr().err)
+
+
 def test_health_url_may_carry_a_path_and_a_query() -> None:
     """--url keeps its path prefix and query: the view goes after the path."""
     with served(four_lookups) as url:
