@@ -426,8 +426,9 @@ class Telemetry:
                     sink(event)
                 # Not only Exception: in a worker thread, a sink's SystemExit
                 # or KeyboardInterrupt is a bug of the sink's, not a signal,
-                # and must not end the orchestrator's delivery task.
-                except BaseException:
+                # and must not end the orchestrator's delivery task. No trio
+                # Cancelled can arise in this thread.
+                except BaseException:  # noqa: ASYNC103
                     errors += 1
                     self._log_first_failure(sink)
 
