@@ -7,10 +7,12 @@ import datetime as dt
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
 import tomllib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,13 @@ from rich.text import Text
 from ._config import Config
 from ._demo_traffic import demo_keys, demo_traffic
 from ._errors import ConfigError, DsoError
+from ._ops_app import MIN_REFRESH
 from ._ops_server import serve_ops
 from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
 from ._plugins import Plugins, load_plugins
 from ._progress import BatchProgress
+from ._redaction import redact_text, redact_url
 from ._results import FetchResult
 
 
@@ -187,7 +191,7 @@ def _add_ops_commands(
         "--port", type=_port, default=8000, help="port to listen on (0: any free port)"
     )
     serve.add_argument(
-        "--refresh", type=float, default=2.0, help="dashboard refresh, in seconds"
+        "--refresh", type=_refresh, default=2.0, help="dashboard refresh, in seconds"
     )
     serve.add_argument(
         "--demo-traffic",
@@ -231,6 +235,20 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535)")
 
     return port
+
+
+def _refresh(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+    if not MIN_REFRESH <= seconds < math.inf:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a number of seconds from {MIN_REFRESH} up"
+        )
+
+    return seconds
 
 
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -619,13 +637,32 @@ def _without_demo(data: dict[str, Any]) -> dict[str, Any]:
 
 def _run_health(args: argparse.Namespace, console: Console) -> int:
     health = _read_view(args, "health")
-    console.print(health_view(health))
-    return 1 if health["status"] == "failing" else 0
+    with _answer_checked(args, "health"):
+        console.print(health_view(health))
+        return 1 if health["status"] == "failing" else 0
 
 
 def _run_stats(args: argparse.Namespace, console: Console) -> int:
-    console.print(stats_view(_read_view(args, "stats")))
-    return 0
+    stats = _read_view(args, "stats")
+    with _answer_checked(args, "stats"):
+        console.print(stats_view(stats))
+        return 0
+
+
+@contextmanager
+def _answer_checked(args: argparse.Namespace, what: str) -> Iterator[None]:
+    # Whatever answers at --url may not be dso serve: its JSON then lacks
+    # what the view reads, which deserves better than a bare KeyError.
+    try:
+        yield
+    except (LookupError, TypeError, AttributeError) as exc:
+        if args.url is None:
+            raise
+
+        raise ConfigError(
+            f"--url {redact_url(args.url)}: /{what} is not dso serve's answer"
+            f" ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:
@@ -636,21 +673,36 @@ def _read_view(args: argparse.Namespace, what: str) -> dict[str, Any]:
 
 
 def _fetch_view(url: str, what: str) -> dict[str, Any]:
+    # The URL may carry a password or a token (a proxy in front of dso
+    # serve); errors show it redacted.
+    shown = redact_url(url)
     try:
-        response = httpx.get(f"{url.rstrip('/')}/{what}", timeout=10)
+        where = _view_url(url, what)
+    except httpx.InvalidURL:
+        raise ConfigError(f"--url {shown}: not a URL") from None
+
+    try:
+        response = httpx.get(where, timeout=10)
     except httpx.HTTPError as exc:
-        raise ConfigError(f"--url {url}: {exc}") from None
+        raise ConfigError(f"--url {shown}: {redact_text(str(exc))}") from None
 
     # /health answers 503 while failing, with the verdict as usual.
     if response.status_code not in (200, 503):
-        raise ConfigError(f"--url {url}: /{what} answered {response.status_code}")
+        raise ConfigError(f"--url {shown}: /{what} answered {response.status_code}")
 
     try:
         data: dict[str, Any] = response.json()
     except ValueError:
-        raise ConfigError(f"--url {url}: /{what} did not answer JSON") from None
+        raise ConfigError(f"--url {shown}: /{what} did not answer JSON") from None
 
     return data
+
+
+def _view_url(url: str, what: str) -> httpx.URL:
+    # The view goes after the path (dso serve may sit under a prefix behind
+    # a proxy), not after a query string.
+    base = httpx.URL(url)
+    return base.copy_with(path=f"{base.path.rstrip('/')}/{what}")
 
 
 async def _open_view(config: Config, what: str, check: bool) -> dict[str, Any]:

@@ -71,11 +71,17 @@ def _tiers_not_negative(
             )
 
 
-def _at_least_a_second(
-    instance: object, attribute: attrs.Attribute[Any], value: Any
-) -> None:
-    if not value >= 1:
-        raise _FieldError(attribute.name, f"must be at least 1 second, got {value!r}")
+_LONGEST_WINDOW = 86_400
+
+
+def _window_span(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A time window keeps a bucket per second: a longer one would grow
+    # without a useful bound, and an infinite one cannot be laid out.
+    if value is not None and not 1 <= value <= _LONGEST_WINDOW:
+        raise _FieldError(
+            attribute.name,
+            f"must be from 1 second to a day ({_LONGEST_WINDOW}), got {value!r}",
+        )
 
 
 def _positive_or_none(
@@ -83,6 +89,13 @@ def _positive_or_none(
 ) -> None:
     if value is not None:
         _positive(instance, attribute, value)
+
+
+def _share(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    # A rate written as a percentage (80 for 80 %) would silently turn its
+    # alert off or on for good.
+    if not 0 <= value <= 1:
+        raise _FieldError(attribute.name, f"must be between 0 and 1, got {value!r}")
 
 
 def _fraction(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -122,7 +135,8 @@ class BreakerSettings:
         threshold: Failures in a row that open the breaker (5).
         failure_rate: The rate model's share of failures that opens it (0.5).
         window: Calls the sliding window covers (20).
-        window_seconds: Make the window cover this many seconds instead.
+        window_seconds: Make the window cover this many seconds instead
+            (from 1 to 86400).
         min_calls: Calls in the window before rates are judged (10).
         slow_after: Seconds after which a call counts as slow (off).
         slow_rate: The share of slow calls that opens the breaker (1.0).
@@ -138,7 +152,7 @@ class BreakerSettings:
     threshold: int = attrs.field(default=5, validator=_positive)
     failure_rate: float = attrs.field(default=0.5, validator=_fraction)
     window: int = attrs.field(default=20, validator=_positive)
-    window_seconds: float | None = attrs.field(default=None, validator=_not_negative)
+    window_seconds: float | None = attrs.field(default=None, validator=_window_span)
     min_calls: int = attrs.field(default=10, validator=_positive)
     slow_after: float | None = attrs.field(default=None, validator=_not_negative)
     slow_rate: float = attrs.field(default=1.0, validator=_fraction)
@@ -390,6 +404,16 @@ def _key_mode(instance: object, attribute: attrs.Attribute[Any], value: Any) -> 
         )
 
 
+_MAX_SALT = 64
+
+
+def _salt_fits(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    # BLAKE2b takes a key of at most 64 bytes; a longer one would fail every
+    # fetch that reports a key. The value is a secret: it is not shown.
+    if len(value.encode()) > _MAX_SALT:
+        raise _FieldError(attribute.name, f"must be at most {_MAX_SALT} bytes")
+
+
 @attrs.frozen
 class TelemetrySettings:
     """What telemetry events say, and how many may wait for slow sinks.
@@ -398,14 +422,14 @@ class TelemetrySettings:
         keys: How events show keys, which can be personal data:
             ``"plain"``, ``"hash"`` (a keyed BLAKE2 digest, the same for
             the same key and ``key_salt``) or ``"omit"``.
-        key_salt: The secret mixed into key hashes; with the same salt,
-            hashes match across processes.
+        key_salt: The secret mixed into key hashes, at most 64 bytes; with
+            the same salt, hashes match across processes.
         buffer: Events that may wait for the sinks; beyond it, new events
             are dropped and counted rather than queued without bound.
     """
 
     keys: str = attrs.field(default="plain", validator=_key_mode)
-    key_salt: str = attrs.field(default="", repr=False)
+    key_salt: str = attrs.field(default="", repr=False, validator=_salt_fits)
     buffer: int = attrs.field(default=10_000, validator=_positive)
 
 
@@ -415,7 +439,8 @@ class HealthSettings:
 
     Rates are judged over the last ``window`` seconds, and only once
     ``min_samples`` lookups or calls have been seen there, so that one
-    early miss raises no alarm.
+    early miss raises no alarm. Thresholds are shares from 0 to 1 (0.8,
+    not 80).
 
     Attributes:
         min_hit_rate: Alert when a namespace's cache hit rate is below.
@@ -424,19 +449,19 @@ class HealthSettings:
         max_stale_share: Alert when a namespace serves more stale values.
         max_quota_use: Alert when a provider has spent more of its quota.
         alert_on_open_breaker: Alert while any breaker is open.
-        window: Seconds the rates cover.
+        window: Seconds the rates cover (from 1 to 86400).
         min_samples: Lookups or calls needed before a rate is judged.
         check_every: Run the providers' ``health_check`` this often, in
             seconds, in the background; ``None`` only on demand.
         check_timeout: Seconds one ``health_check`` may take.
     """
 
-    min_hit_rate: float = attrs.field(default=0.5, validator=_not_negative)
-    max_failure_rate: float = attrs.field(default=0.1, validator=_not_negative)
-    max_stale_share: float = attrs.field(default=0.05, validator=_not_negative)
-    max_quota_use: float = attrs.field(default=0.8, validator=_not_negative)
+    min_hit_rate: float = attrs.field(default=0.5, validator=_share)
+    max_failure_rate: float = attrs.field(default=0.1, validator=_share)
+    max_stale_share: float = attrs.field(default=0.05, validator=_share)
+    max_quota_use: float = attrs.field(default=0.8, validator=_share)
     alert_on_open_breaker: bool = True
-    window: float = attrs.field(default=300.0, validator=_at_least_a_second)
+    window: float = attrs.field(default=300.0, validator=_window_span)
     min_samples: int = attrs.field(default=20, validator=_positive)
     check_every: float | None = attrs.field(default=None, validator=_positive_or_none)
     check_timeout: float = attrs.field(default=10.0, validator=_positive)

@@ -20,6 +20,7 @@ from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
 from ._limits import ProviderLimits, Refusal
 from ._provider import BatchProvider, Provider, ProviderContext
+from ._redaction import redact_text
 from ._results import Attempt
 from ._retry import retry, worth_retrying
 from ._telemetry import Telemetry
@@ -152,11 +153,7 @@ class GuardedProvider:
 
             return value
 
-        value, attempts = await self._tries(
-            call, namespace=namespace, deadline=deadline, key=key
-        )
-        self._report(namespace, key, attempts)
-        return value, attempts
+        return await self._tries(call, namespace=namespace, deadline=deadline, key=key)
 
     async def fetch_batch(
         self,
@@ -178,37 +175,42 @@ class GuardedProvider:
 
             return found
 
-        found, attempts = await self._tries(
-            call, namespace=namespace, deadline=deadline, keys=len(keys)
+        return await self._tries(
+            call, namespace=namespace, deadline=deadline, keys=len(keys), batch=True
         )
-        self._report(namespace, None, attempts)
-        if self._telemetry is not None:
-            for attempt in attempts:
-                if attempt.code not in SKIPPED:
-                    self._telemetry.batch_chunk_fetched(
-                        namespace,
-                        self.name,
-                        len(keys),
-                        len(found or ()) if attempt.ok else 0,
-                        attempt.duration,
-                        attempt.code,
-                    )
-
-        return found, attempts
 
     def _report(
-        self, namespace: str, key: str | None, attempts: Sequence[Attempt]
+        self,
+        namespace: str,
+        key: str | None,
+        attempt: Attempt,
+        found: object,
+        *,
+        batch: bool,
     ) -> None:
-        if self._telemetry is None:
+        # Each try is reported as it ends, not once the retries are over: a
+        # caller who leaves during a retry's wait leaves its tries counted.
+        telemetry = self._telemetry
+        if telemetry is None:
             return
 
-        for attempt in attempts:
-            if attempt.code in SKIPPED:
-                self._telemetry.attempt_skipped(namespace, self.name, key, attempt.code)
-            else:
-                self._telemetry.attempt_ended(
-                    namespace, self.name, key, attempt.code, attempt.duration
-                )
+        if attempt.code in SKIPPED:
+            telemetry.attempt_skipped(namespace, self.name, key, attempt.code)
+            return
+
+        telemetry.attempt_ended(
+            namespace, self.name, key, attempt.code, attempt.duration
+        )
+        if batch:
+            found_keys = len(cast(Mapping[str, object], found)) if attempt.ok else 0
+            telemetry.batch_chunk_fetched(
+                namespace,
+                self.name,
+                attempt.keys,
+                found_keys,
+                attempt.duration,
+                attempt.code,
+            )
 
     async def _tries(
         self,
@@ -218,10 +220,12 @@ class GuardedProvider:
         deadline: float | MovingDeadline,
         keys: int = 1,
         key: str | None = None,
+        batch: bool = False,
     ) -> tuple[V | None, tuple[Attempt, ...]]:
         value, first = await self._attempt(
             call, namespace=namespace, deadline=deadline, keys=keys, key=key
         )
+        self._report(namespace, key, first, value, batch=batch)
         if not worth_retrying(first, self.settings.retries):
             return value, (first,)
 
@@ -229,7 +233,9 @@ class GuardedProvider:
             value, attempt = await self._attempt(
                 call, namespace=namespace, deadline=deadline, keys=keys, key=key
             )
-            return value, attrs.evolve(attempt, retry=number)
+            attempt = attrs.evolve(attempt, retry=number)
+            self._report(namespace, key, attempt, value, batch=batch)
+            return value, attempt
 
         def on_wait(number: int, delay: float, failed: Attempt) -> None:
             if self._telemetry is not None and failed.code is not None:
@@ -335,8 +341,11 @@ class GuardedProvider:
                 self.breaker.release(permit)
 
     def _pause_if_asked(self, exc: ProviderError) -> str:
+        # The provider's message should carry no secret; a careless one's
+        # still must not reach the caller's result, or the CLI's table.
+        message = redact_text(exc.message)
         if exc.code is not ErrorCode.RATE_LIMIT:
-            return exc.message
+            return message
 
         seconds = self.limits.pause(exc.retry_after)
         if self._telemetry is not None:
@@ -344,7 +353,7 @@ class GuardedProvider:
             self._telemetry.provider_paused(self.name, seconds)
         else:
             logger.warning("provider %s asked for a pause of %g s", self.name, seconds)
-        return f"{exc.message}; provider paused for {seconds:g} s"
+        return f"{message}; provider paused for {seconds:g} s"
 
     async def _call_in_time(
         self,

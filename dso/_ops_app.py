@@ -8,6 +8,7 @@ Any ASGI server runs it; `serve_ops` runs it on hypercorn.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+MIN_REFRESH = 0.1
+"""The shortest refresh interval of the dashboard, in seconds."""
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -48,7 +52,11 @@ def ops_app(
         metrics: Renders ``/metrics``; by default the ``prometheus``
             exporter of an installed plugin (dso-prometheus). Without
             one, ``/metrics`` answers 404 saying what to install.
-        refresh_every: Seconds between the dashboard's refreshes.
+        refresh_every: Seconds between the dashboard's refreshes, at least
+            0.1.
+
+    Raises:
+        ValueError: *refresh_every* is under 0.1 s or not finite.
     """
     if metrics is None:
         offered = orchestrator.plugins.metrics_exporters().get("prometheus")
@@ -72,8 +80,13 @@ class OpsApp:
         metrics: MetricsExporter | None,
         refresh_every: float = 2.0,
     ) -> None:
-        if refresh_every <= 0:
-            raise ValueError(f"refresh_every must be positive, not {refresh_every}")
+        # A page that reloads its data more often than ten times a second
+        # only loads the server; NaN or infinity cannot be a timer at all.
+        if not MIN_REFRESH <= refresh_every < math.inf:
+            raise ValueError(
+                f"refresh_every must be at least {MIN_REFRESH} s and finite,"
+                f" not {refresh_every}"
+            )
 
         self._source = source
         self._metrics = metrics
@@ -98,18 +111,19 @@ class OpsApp:
 
         status, answer = self._answer(scope["method"], scope["path"])
         body = b"" if scope["method"] == "HEAD" else answer.body
+        headers = [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            (b"cache-control", b"no-store"),
+            (b"content-security-policy", _CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+        ]
+        if status == 405:
+            # RFC 9110, 15.5.6: a 405 must say which methods are allowed.
+            headers.append((b"allow", b"GET, HEAD"))
+
         await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", answer.content_type.encode()),
-                    (b"content-length", str(len(answer.body)).encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"content-security-policy", _CSP.encode()),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            }
+            {"type": "http.response.start", "status": status, "headers": headers}
         )
         await send({"type": "http.response.body", "body": body})
 

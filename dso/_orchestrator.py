@@ -735,7 +735,9 @@ class Orchestrator:
             and revalidate is not None
             and cached.expired_for < revalidate
         ):
-            self._start_background(self._revalidate, call_key, body, deadline)
+            self._start_background(
+                self._revalidate, call_key, body, deadline, space.name, key
+            )
             self._stale_served += 1
             self._telemetry.stale_served(space.name, key, cached.age, revalidating=True)
             return _from_cache(key, space, cached, stale=True)
@@ -796,6 +798,8 @@ class Orchestrator:
         call_key: Hashable,
         body: RunShared[FetchResult[Any]],
         deadline: float,
+        namespace: str,
+        key: str,
     ) -> None:
         # Runs in the orchestrator's nursery, sharing the call with any
         # other refresh or fetch of the key; the cache is all it feeds.
@@ -805,8 +809,10 @@ class Orchestrator:
             pass
         except Exception:
             # A refresh nobody waits for must not take the orchestrator
-            # down; the stale value stays until the next try.
-            logger.warning("refreshing %r failed", call_key, exc_info=True)
+            # down; the stale value stays until the next try. The key is
+            # shown as telemetry.keys says: it may be personal data.
+            shown = self._telemetry.shown_key(key) or "(key omitted)"
+            logger.warning("refreshing %s/%s failed", namespace, shown, exc_info=True)
 
     async def _rescue(
         self,
@@ -870,6 +876,7 @@ async def open_orchestrator(
     Raises:
         ConfigError: The configuration names an unknown provider type or
             cache backend.
+        TypeError: A telemetry sink is an async function.
     """
     config = Config() if config is None else config
     loaded = load_plugins(config.plugins, extra=plugins)
@@ -935,7 +942,7 @@ def _redacting_logs() -> Iterator[None]:
     # included; dso's own messages are redacted where they are made, and
     # the filter is a second guard for what providers log.
     redacting = RedactingFilter()
-    loggers = [logging.getLogger(name) for name in ("dso", "httpx", "httpcore")]
+    loggers = [logging.getLogger(name) for name in _redacted_logger_names()]
     for each in loggers:
         each.addFilter(redacting)
 
@@ -944,6 +951,21 @@ def _redacting_logs() -> Iterator[None]:
     finally:
         for each in loggers:
             each.removeFilter(redacting)
+
+
+def _redacted_logger_names() -> list[str]:
+    # A logger's filters see only records logged on it, not those that
+    # propagate from its children ("dso.ops", a plugin's "dso.redis"), so
+    # each one that exists when the orchestrator opens gets the filter too.
+    # TODO: a "dso.*" logger first created while an orchestrator is open
+    # stays unfiltered; logging offers no hook for loggers yet to come.
+    roots = ("dso", "httpx", "httpcore")
+    # Copied at once: a worker thread may be creating a logger meanwhile.
+    known = list(logging.Logger.manager.loggerDict)
+    children = [
+        name for name in known if name.startswith(tuple(f"{root}." for root in roots))
+    ]
+    return [*roots, *sorted(children)]
 
 
 def _from_cache(

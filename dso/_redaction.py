@@ -23,7 +23,9 @@ def redact_url(url: str) -> str:
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
-        return url
+        # urllib refuses some URLs (a stray bracket in the host); they must
+        # not keep their secrets for that.
+        return _redact_unparsed(url)
 
     netloc = parts.netloc
     if parts.password is not None:
@@ -40,6 +42,19 @@ def redact_url(url: str) -> str:
         )
 
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_USERINFO_PASSWORD = re.compile(r"(?P<user>//[^/?#@:]*):[^/?#@]*@")
+_SECRET_QUERY_VALUE = re.compile(
+    r"(?P<name>[?&][^=&#]*(?:key|token|secret|password|passwd|auth|sig)[^=&#]*=)"
+    r"[^&#]*",
+    re.IGNORECASE,
+)
+
+
+def _redact_unparsed(url: str) -> str:
+    url = _USERINFO_PASSWORD.sub(rf"\g<user>:{REDACTED}@", url)
+    return _SECRET_QUERY_VALUE.sub(rf"\g<name>{REDACTED}", url)
 
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
@@ -81,7 +96,14 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite *record*'s message and traceback text; never drop it."""
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # A filter that raises breaks the caller's log call; a handler
+            # would show the raw arguments instead. Show them redacted.
+            message = f"{record.msg} (arguments: {record.args!r})"
+            record.msg, record.args = message, None
+
         redacted = redact_text(message)
         if redacted != message:
             record.msg = redacted

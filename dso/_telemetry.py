@@ -11,6 +11,7 @@ and logged once.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 
@@ -60,6 +61,9 @@ class Telemetry:
         clock: Wall-clock time for the events' timestamps.
         settings: Key handling and the sinks' buffer size.
         sinks: Where events go besides the aggregate.
+
+    Raises:
+        TypeError: A sink is an async function.
     """
 
     def __init__(
@@ -70,6 +74,9 @@ class Telemetry:
         sinks: Sequence[Sink] = (),
     ) -> None:
         settings = settings or TelemetrySettings()
+        for sink in sinks:
+            _check_sync(sink)
+
         self.stats = stats
         self._clock = clock
         self._sinks = list(sinks)
@@ -417,7 +424,11 @@ class Telemetry:
             for event in batch:
                 try:
                     sink(event)
-                except Exception:
+                # Not only Exception: in a worker thread, a sink's SystemExit
+                # or KeyboardInterrupt is a bug of the sink's, not a signal,
+                # and must not end the orchestrator's delivery task. No trio
+                # Cancelled can arise in this thread.
+                except BaseException:  # noqa: ASYNC103
                     errors += 1
                     self._log_first_failure(sink)
 
@@ -432,4 +443,16 @@ class Telemetry:
             "telemetry sink %r failed; its failures are counted, not logged again",
             getattr(sink, "__qualname__", sink),
             exc_info=True,
+        )
+
+
+def _check_sync(sink: Sink) -> None:
+    # A worker thread calls sinks: an async one would only make coroutines
+    # that nobody awaits, and its events would vanish without a word.
+    call = type(sink).__call__
+    if inspect.iscoroutinefunction(sink) or inspect.iscoroutinefunction(call):
+        name = getattr(sink, "__qualname__", repr(sink))
+        raise TypeError(
+            f"telemetry sink {name} is async; sinks run in a worker thread "
+            "and must be plain functions"
         )

@@ -240,6 +240,18 @@ class KeyInErrors(GoodPrices):
             )
 
 
+class KeyInNotes(GoodPrices):
+    """Notes the URL it called, token and all, on its errors."""
+
+    def _check(self, response: httpx.Response, token: str) -> None:
+        try:
+            check_response(response, provider=self.name)
+        except ProviderError as error:
+            # Notes print with every traceback.
+            error.add_note(f"called {response.url} with token {token}")
+            raise
+
+
 class LogsKey(GoodPrices):
     """Logs its token on every call."""
 

@@ -1,5 +1,6 @@
 """Configuration: structured from TOML, and bad fields named in the error."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,46 @@ def test_breakers_cannot_ignore_what_dso_decides_itself(code: str) -> None:
         dso.Config.from_dict({"providers": {"p": {"breaker": {"ignore": [code]}}}})
 
     assert str(caught.value).startswith("providers.p.breaker.ignore.0: unknown error")
+
+
+def test_a_too_long_key_salt_is_refused_without_showing_it() -> None:
+    """A key_salt BLAKE2 cannot take fails at load, naming the field only."""
+    salt = "salty-secret-" * 6
+
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"telemetry": {"keys": "hash", "key_salt": salt}})
+
+    message = str(info.value)
+    assert "telemetry.key_salt: must be at most 64 bytes" in message
+    assert "salty-secret" not in message
+
+
+@pytest.mark.parametrize(
+    "field", ["min_hit_rate", "max_failure_rate", "max_stale_share", "max_quota_use"]
+)
+def test_a_health_threshold_must_be_a_share(field: str) -> None:
+    """A threshold written as a percentage (80) fails, naming the field."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict({"health": {field: 80}})
+
+    expected = f"health.{field}: must be between 0 and 1, got 80"
+    assert expected in str(info.value)
+
+
+WINDOWS = {
+    "health.window": lambda seconds: {"health": {"window": seconds}},
+    "providers.p.breaker.window_seconds": lambda seconds: {
+        "providers": {"p": {"breaker": {"window_seconds": seconds}}}
+    },
+}
+
+
+@pytest.mark.parametrize("field", sorted(WINDOWS))
+@pytest.mark.parametrize("seconds", [0.5, 86_401, math.inf])
+def test_a_time_window_spans_a_second_to_a_day(field: str, seconds: float) -> None:
+    """A time window under a second or over a day fails, naming the field."""
+    with pytest.raises(dso.ConfigError) as info:
+        dso.Config.from_dict(WINDOWS[field](seconds))
+
+    expected = f"{field}: must be from 1 second to a day (86400), got {seconds!r}"
+    assert expected in str(info.value)

@@ -84,6 +84,7 @@ BROKEN = {
         "test_cancellation_is_not_swallowed[cancel]",
     },
     "KeyInErrors": secret_rules("http-401", "http-429", "http-503"),
+    "KeyInNotes": secret_rules("http-401", "http-429", "http-503"),
     "LogsKey": secret_rules(*SECRET_SCENARIOS),
     "CallsWithoutKey": {"test_missing_api_key_is_auth_without_a_call"},
     "PositionalBatch": {"test_batch_is_matched_by_key"},

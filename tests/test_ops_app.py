@@ -1,6 +1,7 @@
 """The operator's endpoints: /health, /stats, /metrics and the dashboard."""
 
 import json
+import math
 from collections.abc import AsyncIterator
 
 import httpx
@@ -108,6 +109,15 @@ async def test_unknown_paths_and_methods_are_refused(
     assert "only GET and HEAD" in posted.text
 
 
+async def test_a_refused_method_is_told_which_are_allowed(
+    client: httpx.AsyncClient,
+) -> None:
+    """A 405 carries the Allow header that RFC 9110 requires of it."""
+    response = await client.delete("/stats")
+
+    assert (405, "GET, HEAD") == (response.status_code, response.headers.get("allow"))
+
+
 async def test_dashboard_is_self_contained(client: httpx.AsyncClient) -> None:
     """The dashboard loads nothing from outside, and says so in its CSP."""
     response = await client.get("/")
@@ -152,3 +162,12 @@ async def test_refresh_interval_must_be_positive(  # noqa: ASYNC124
     """A refresh interval of zero is refused, naming the parameter."""
     with pytest.raises(ValueError, match="refresh_every"):
         dso.ops_app(orchestrator, refresh_every=0)
+
+
+@pytest.mark.parametrize("seconds", [0.01, math.nan, math.inf])
+async def test_refresh_interval_must_be_a_sane_number(  # noqa: ASYNC124
+    orchestrator: dso.Orchestrator, seconds: float
+) -> None:
+    """A refresh of NaN, infinity or under 0.1 s is refused up front."""
+    with pytest.raises(ValueError, match="refresh_every"):
+        dso.ops_app(orchestrator, refresh_every=seconds)

@@ -1,5 +1,6 @@
 """dso serve, dso health and dso stats, and the batch progress bar."""
 
+import http.server
 import queue
 import threading
 from collections.abc import Awaitable, Callable, Iterator
@@ -112,6 +113,84 @@ def test_health_of_an_unreachable_server_says_so(
 
     assert 2 == status
     assert "--url http://127.0.0.1:9" in capsys.readouterr().out
+
+
+def test_health_of_an_unreachable_server_keeps_its_secrets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A password or token in --url never shows in the error."""
+    url = "http://ops:hunter2@127.0.0.1:9/?token=tok-42"
+
+    status = main(["health", "--url", url])
+
+    shown = capsys.readouterr().out
+    assert (2, False, False) == (status, "hunter2" in shown, "tok-42" in shown)
+
+
+def test_health_of_a_malformed_url_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A --url that is no URL exits 2 with a message, not a traceback."""
+    status = main(["health", "--url", "http://[::1"])
+
+    assert (2, "dso: --url http://[::1: not a URL\n") == (
+        status,
+        capsys.readouterr().out,
+    )
+
+
+@pytest.mark.parametrize("what", ["health", "stats"])
+def test_a_server_that_is_not_dso_serve_is_named(
+    what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON without what a view reads exits 2 saying it is not dso serve's."""
+    with json_server(b'{"status": 1}') as url:
+        status = main([what, "--url", url])
+
+    expected = f"dso: --url {url}: /{what} is not dso serve's answer"
+    assert (2, True) == (status, capsys.readouterr().out.startswith(expected))
+
+
+@contextmanager
+def json_server(body: bytes) -> Iterator[str]:
+    """Serve *body* as JSON on every path, from a thread, on loopback."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(20)
+        server.server_close()
+
+
+@pytest.mark.parametrize("refresh", ["nan", "inf", "0", "fast"])
+def test_serve_refuses_a_senseless_refresh(
+    refresh: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The serve command takes only a finite --refresh of at least 0.1 s."""
+    with pytest.raises(SystemExit) as info:
+        main(["serve", "--refresh", refresh])
+
+    assert (2, True) == (info.value.code, "--refresh" in capsys.readouterr().err)
+
+
+def test_health_url_may_carry_a_path_and_a_query() -> None:
+    """--url keeps its path prefix and query: the view goes after the path."""
+    with served(four_lookups) as url:
+        status = main(["health", "--url", f"{url}/?probe=1"])
+
+    assert 0 == status
 
 
 def test_health_from_a_config_runs_checks(

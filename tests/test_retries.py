@@ -248,3 +248,23 @@ async def test_a_failed_batch_chunk_is_retried_as_one_call(
         {key: item.data for key, item in result.items()},
         result.summary.provider_calls,
     )
+
+
+async def test_tries_made_before_a_cancelled_backoff_are_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A caller leaving during a retry's wait leaves the tries made in stats."""
+    down = FakeProvider("down")
+    down.fail_all()
+    retries = {"attempts": 5, "wait_initial": 100, "wait_max": 100}
+
+    async with orchestrator(down, down={"retries": retries}) as orch:
+        with trio.move_on_after(1):
+            await orch.fetch_with_fallback("A", ["down"], namespace="quotes")
+        stats = orch.stats().providers["down"]
+
+    assert (1, 1, {"unavailable": 1}) == (
+        len(down.calls),
+        stats.attempts,
+        dict(stats.failures),
+    )

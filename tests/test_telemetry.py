@@ -541,3 +541,94 @@ async def test_quota_use_shows_in_stats_and_alerts_past_its_threshold(
 
     assert 0.9 == used
     assert "quota" in rules
+
+
+class SinkCrash(BaseException):
+    """Not an Exception: what a careless sink might raise."""
+
+
+@pytest.mark.parametrize("error", [SinkCrash, SystemExit, KeyboardInterrupt])
+async def test_a_sink_raising_a_base_exception_breaks_no_fetch(
+    error: type[BaseException],
+) -> None:
+    """A sink raising a BaseException is counted; the orchestrator goes on."""
+
+    def broken(event: dso.Event) -> None:
+        raise error("sink gone")
+
+    received: list[dso.Event] = []
+    provider = FakeProvider("p", {"A": 1, "B": 2})
+
+    async with orchestrator(provider, sinks=[broken, received.append]) as orch:
+        first = await fetch(orch, "A", "p")
+        await wait_for_events(received, 5)
+        second = await fetch(orch, "B", "p")
+        await wait_for_events(received, 10)
+        stats = orch.stats()
+
+    assert (1, 2, 10) == (first.data, second.data, stats.sink_errors)
+
+
+@pytest.mark.parametrize("name", ["dso.ops", "dso.redis"])
+async def test_dso_child_loggers_are_redacted_too(
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+) -> None:
+    """Child loggers such as the ops server's and Redis's hide secrets too."""
+    logging.getLogger(name)
+
+    async with orchestrator(FakeProvider("p", {"A": 1})):
+        logging.getLogger(name).warning("lost redis://u:pw-456@h/0 on %s", name)
+
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert f"lost redis://u:***@h/0 on {name}" == text
+
+
+async def test_a_failed_background_refresh_logs_no_hidden_key(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With keys omitted, a refresh that fails logs without the key."""
+    calls = 0
+
+    def first_only(values: Sequence[tuple[str, object]]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("merge broke")
+
+        return values[0][1]
+
+    provider = FakeProvider("p", {"alice@example.com": 1})
+    telemetry = {"keys": "omit"}
+
+    async with orchestrator(provider, telemetry=telemetry) as orch:
+        await orch.fetch_with_merge(
+            "alice@example.com", ["p"], namespace="quotes", merge=first_only
+        )
+        await trio.sleep(61)
+        await orch.fetch_with_merge(
+            "alice@example.com",
+            ["p"],
+            namespace="quotes",
+            merge=first_only,
+            revalidate_within=600,
+        )
+        await trio.testing.wait_all_tasks_blocked()
+
+    refreshes = [r for r in caplog.records if "refresh" in r.getMessage()]
+    assert (2, 1) == (calls, len(refreshes))
+    assert "alice" not in refreshes[0].getMessage()
+
+
+async def test_an_async_sink_is_refused_at_open() -> None:
+    """An async sink, which a worker thread would never run, is a TypeError."""
+
+    async def async_sink(event: dso.Event) -> None:
+        """Would never be awaited."""
+
+    with pytest.raises(TypeError) as info:
+        async with orchestrator(FakeProvider("p"), sinks=[async_sink]):
+            pass
+
+    assert "async_sink" in str(info.value)

@@ -640,6 +640,8 @@ def _shown_by_error(error: BaseException | None) -> list[str]:
     shown = []
     for exc in _chain(error):
         shown += [str(exc), repr(exc), *(str(arg) for arg in exc.args)]
+        # Notes print with every traceback of the error.
+        shown += [str(note) for note in getattr(exc, "__notes__", ())]
 
     return shown
 

@@ -1,5 +1,6 @@
 """dso-otel: observable instruments report the work done to a reader."""
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -139,3 +140,22 @@ async def test_attributes_are_bounded(
     assert all(name.startswith("dso.") for name in names)
     assert attributes <= {"namespace", "provider", "code", "reason", "state"}
     assert "AAPL" not in {value for _, pairs in collected for _, value in pairs}
+
+
+def test_a_collection_after_trio_has_finished_reports_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Collecting once the orchestrator's trio run is over fails no callback."""
+    reader = InMemoryMetricReader()
+
+    async def observe_and_leave() -> None:
+        config = make_config()
+        async with dso.open_orchestrator(config, providers=[]) as orch:
+            dso_otel.instrument(orch, meter_for(reader))
+
+    trio.run(observe_and_leave)
+
+    data = reader.get_metrics_data()
+
+    failures = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (None, []) == (data, failures)

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import dso
@@ -204,3 +204,19 @@ async def test_dedup_joins_are_counted(orchestrator: dso.Orchestrator) -> None:
     samples = await scrape(orchestrator)
 
     assert 2.0 == samples[sample("dso_dedup_joins_total")]
+
+
+def test_a_scrape_after_trio_has_finished_keeps_the_other_metrics() -> None:
+    """A registry shared with the app still scrapes once dso's run is over."""
+    registry = CollectorRegistry()
+    Counter("app_requests", "The app's own metric.", registry=registry).inc()
+
+    async def register_and_leave() -> None:
+        async with dso.open_orchestrator(make_config(), providers=[]) as orch:
+            dso_prometheus.register(orch, registry)
+
+    trio.run(register_and_leave)
+
+    text = generate_latest(registry).decode()
+
+    assert ("app_requests_total 1.0" in text, "dso_" in text) == (True, False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import trio
 from opentelemetry.metrics import CallbackOptions, Instrument, Meter, Observation
 
 import dso
@@ -62,7 +63,12 @@ def _callback(
     # One snapshot per instrument and collection: the API gives no callback
     # shared by several instruments, and a snapshot is cheap.
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        return list(read(source.stats(), source.health()))
+        try:
+            return list(read(source.stats(), source.health()))
+        except trio.RunFinishedError:
+            # The orchestrator's trio run is over, and the API cannot take
+            # an instrument back: there is nothing left to observe.
+            return []
 
     return observe
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -52,8 +53,14 @@ class DsoCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Return the metric families of one snapshot."""
-        stats = self._source.stats()
-        health = self._source.health()
+        try:
+            stats = self._source.stats()
+            health = self._source.health()
+        except trio.RunFinishedError:
+            # The orchestrator's trio run is over. The registry may be the
+            # application's, with metrics of its own: they must still scrape.
+            return
+
         yield from _namespace_metrics(stats)
         yield from _provider_metrics(stats)
         yield from _total_metrics(stats)
