@@ -346,16 +346,18 @@ async def _open_server(
     port: int,
 ) -> tuple[ReplayServer, list[trio.SocketListener]]:
     routes = list(routes)
-    bodies = await _read_bodies(routes, Path(fixtures_dir))
+    bodies = _read_bodies(routes, Path(fixtures_dir))
     listeners = await trio.open_tcp_listeners(port, host=host)
     return ReplayServer(_url_of(listeners[0]), routes, bodies), listeners
 
 
-async def _read_bodies(routes: list[Route], folder: Path) -> dict[str, bytes]:
+def _read_bodies(routes: list[Route], folder: Path) -> dict[str, bytes]:
     # Each file is read once, before the first request, so that no request
-    # waits for the disk and a missing file fails at once.
+    # waits for the disk and a missing file fails at once. The read blocks,
+    # on purpose: recordings are small, and a worker thread would let trio's
+    # autojump clock, which tests run on, leap ahead while the thread reads.
     files = sorted({route.file for route in routes})
-    return {file: await trio.Path(folder, file).read_bytes() for file in files}
+    return {file: (folder / file).read_bytes() for file in files}
 
 
 def _url_of(listener: trio.SocketListener) -> str:
