@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -85,6 +85,11 @@ class BatchRun:
         self._rescued: dict[str, FetchResult[Any]] = {}
         self._attempts: defaultdict[str, list[Attempt]] = defaultdict(list)
         self._provider_calls = 0
+
+    @property
+    def cached(self) -> Mapping[str, CachedValue]:
+        """What `read` found in the cache, by key."""
+        return self._cached
 
     async def read(self, keys: list[str], tier: str | None) -> None:
         """Read the cache for *keys* (distinct, in order) in one round trip."""

@@ -313,7 +313,13 @@ class Orchestrator:
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
-            return await run_all(key, space, chain, strategy, needed, call, self._cache)
+            result = await run_all(
+                key, space, chain, strategy, needed, call, self._cache
+            )
+            self._telemetry.merge_finished(
+                space.name, key, len(result.sources), len(chain), ok=result.ok
+            )
+            return result
 
         return await self._fetch(
             "merge",
@@ -387,8 +393,10 @@ class Orchestrator:
                 tier,
             ),
         )
+        started = trio.current_time()
         with self._call():
             await run.read(distinct, tier)
+            self._telemetry.batch_looked_up(space.name, distinct, run.cached)
             with trio.move_on_at(deadline) as scope:
                 await run.fetch()
 
@@ -398,6 +406,9 @@ class Orchestrator:
 
         result = run.result(allow_stale, timed_out=scope.cancelled_caught)
         self._stale_served += result.summary.stale
+        self._telemetry.batch_finished(
+            space.name, primary.name, result, trio.current_time() - started
+        )
         return result
 
     async def invalidate(self, namespace: str, key: str) -> None:

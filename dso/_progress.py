@@ -49,10 +49,11 @@ class BatchProgress:
             self._advance(1)
 
     def finish(self) -> None:
-        """Show every key as done (some are done without an event)."""
-        # TODO: batch_fetch does not report its cache hits as events yet
-        # (the lead wires that into dso/_batch.py); until it does, keys
-        # served from the cache move the bar only here, at the end.
+        """Show every key as done (some are done without an event).
+
+        A key that joined a call already in flight, or that a chunk left
+        unanswered, is done without an event of its own.
+        """
         self._advance(self._total - self._done)
 
     def _advance(self, keys: int) -> None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -40,8 +41,12 @@ from ._events import (
     RetryScheduled,
     StaleServed,
 )
-from ._results import CACHE_SOURCE
+from ._results import CACHE_SOURCE, BatchResult
 from ._stats import StatsAggregator
+
+
+if TYPE_CHECKING:
+    from ._typed_cache import CachedValue
 
 
 logger = logging.getLogger("dso")
@@ -354,6 +359,61 @@ class Telemetry:
                     duration=duration,
                 )
             )
+
+    def batch_looked_up(
+        self, namespace: str, keys: Sequence[str], cached: Mapping[str, CachedValue]
+    ) -> None:
+        """Report a batch's cache read: a hit or a miss for each key."""
+        for key in keys:
+            found = cached.get(key)
+            if found is not None and found.fresh:
+                self.cache_hit(namespace, key, found.age)
+            else:
+                self.cache_miss(namespace, key)
+
+    def batch_finished(
+        self,
+        namespace: str,
+        provider: str,
+        result: BatchResult[Any],
+        duration: float,
+    ) -> None:
+        """Report a batch's results, one per key, with one log line in all."""
+        for key, answer in result.results.items():
+            self.stats.fetched(namespace, stale=answer.stale)
+            if self._sinks:
+                self._emit(
+                    FetchFinished(
+                        at=self._clock(),
+                        namespace=namespace,
+                        key=self.shown_key(key),
+                        strategy="batch",
+                        source=answer.source,
+                        ok=answer.ok,
+                        stale=answer.stale,
+                        duration=duration,
+                    )
+                )
+
+        summary = result.summary
+        logger.info(
+            "batch %s from %s: %d of %d keys (%d cached, %d stale) in %.3f s",
+            namespace,
+            provider,
+            summary.successful,
+            summary.total,
+            summary.cached,
+            summary.stale,
+            duration,
+            extra={
+                "dso_strategy": "batch",
+                "dso_namespace": namespace,
+                "dso_source": provider,
+                "dso_keys": summary.total,
+                "dso_successful": summary.successful,
+                "dso_duration": duration,
+            },
+        )
 
     def _log_fetch(
         self,

@@ -632,3 +632,64 @@ async def test_an_async_sink_is_refused_at_open() -> None:
             pass
 
     assert "async_sink" in str(info.value)
+
+
+async def test_batches_count_their_lookups_and_results(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A batch counts a lookup and a result per key, as single fetches do."""
+    provider = FakeBatch("p", {f"K{index}": index for index in range(6)})
+    keys = [f"K{index}" for index in range(8)]
+
+    async with orchestrator(provider) as orch:
+        await orch.batch_fetch(keys[:4], "p", namespace="quotes")
+        await orch.batch_fetch(keys, "p", namespace="quotes")
+        quotes = orch.stats().namespaces["quotes"]
+
+    assert (12, 4, 8) == (quotes.fetches, quotes.hits, quotes.misses)
+
+
+async def test_sinks_hear_batch_hits_and_each_key_finished() -> None:
+    """Cache hits of a batch and every key's result reach the sinks."""
+    received: list[dso.Event] = []
+    provider = FakeBatch("p", {"A": 1, "B": 2})
+
+    async with orchestrator(provider, sinks=[received.append]) as orch:
+        await orch.batch_fetch(["A"], "p", namespace="quotes")
+        await orch.batch_fetch(["A", "B"], "p", namespace="quotes")
+        await wait_for_events(received, 11)
+
+    hits = [event.key for event in received if isinstance(event, dso.CacheHit)]
+    finished = [
+        (event.key, event.strategy)
+        for event in received
+        if isinstance(event, dso.FetchFinished)
+    ]
+    assert ["A"] == hits
+    assert [("A", "batch"), ("A", "batch"), ("B", "batch")] == finished
+
+
+async def test_merges_report_their_outcome() -> None:
+    """A merge of two providers, one down, is a partial MergeFinished."""
+    received: list[dso.Event] = []
+    down = FakeProvider("down")
+    down.fail_all()
+    good = FakeProvider("good", {"A": 1})
+    no_retries = {"retries": {"enabled": False}}
+    providers = {"providers": {"down": no_retries, "good": no_retries}}
+
+    async with orchestrator(down, good, sinks=[received.append], **providers) as orch:
+        await orch.fetch_with_merge(
+            "A",
+            ["down", "good"],
+            namespace="quotes",
+            merge=lambda successes: successes[0][1],
+        )
+        with trio.fail_after(10):
+            while not any(isinstance(e, dso.MergeFinished) for e in received):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+
+    merges = [event for event in received if isinstance(event, dso.MergeFinished)]
+    assert [(1, 2, True, True)] == [
+        (event.succeeded, event.asked, event.ok, event.partial) for event in merges
+    ]
