@@ -205,6 +205,21 @@ class StatsAggregator:
 
         tally.recent.record(failed=not hit, slow=False, now=trio.current_time())
 
+    def lookups(self, namespace: str, *, hits: int, misses: int) -> None:
+        """Count a batch's cache lookups at once."""
+        tally = self._namespace(namespace)
+        tally.hits += hits
+        tally.misses += misses
+        tally.recent.record_many(hits + misses, misses, 0, now=trio.current_time())
+
+    def fetched_many(self, namespace: str, *, results: int, stale: int) -> None:
+        """Count a batch's results at once, *stale* of them stale."""
+        tally = self._namespace(namespace)
+        tally.fetches += results
+        tally.stale += stale
+        if stale:
+            tally.recent.record_many(stale, 0, stale, now=trio.current_time())
+
     def fetched(self, namespace: str, *, stale: bool) -> None:
         """Count a result returned, and whether it was stale."""
         tally = self._namespace(namespace)

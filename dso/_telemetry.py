@@ -364,12 +364,22 @@ class Telemetry:
         self, namespace: str, keys: Sequence[str], cached: Mapping[str, CachedValue]
     ) -> None:
         """Report a batch's cache read: a hit or a miss for each key."""
+        hits = sum(1 for found in cached.values() if found.fresh)
+        self.stats.lookups(namespace, hits=hits, misses=len(keys) - hits)
+        if not self._sinks:
+            return
+
         for key in keys:
             found = cached.get(key)
+            shown = self.shown_key(key)
             if found is not None and found.fresh:
-                self.cache_hit(namespace, key, found.age)
+                event: Event = CacheHit(
+                    at=self._clock(), namespace=namespace, key=shown, age=found.age
+                )
             else:
-                self.cache_miss(namespace, key)
+                event = CacheMiss(at=self._clock(), namespace=namespace, key=shown)
+
+            self._emit(event)
 
     def batch_finished(
         self,
@@ -379,9 +389,10 @@ class Telemetry:
         duration: float,
     ) -> None:
         """Report a batch's results, one per key, with one log line in all."""
-        for key, answer in result.results.items():
-            self.stats.fetched(namespace, stale=answer.stale)
-            if self._sinks:
+        summary = result.summary
+        self.stats.fetched_many(namespace, results=summary.total, stale=summary.stale)
+        if self._sinks:
+            for key, answer in result.results.items():
                 self._emit(
                     FetchFinished(
                         at=self._clock(),
@@ -395,7 +406,6 @@ class Telemetry:
                     )
                 )
 
-        summary = result.summary
         logger.info(
             "batch %s from %s: %d of %d keys (%d cached, %d stale) in %.3f s",
             namespace,

@@ -107,17 +107,21 @@ class TimeWindow:
 
     def record(self, *, failed: bool, slow: bool, now: float) -> None:
         """Add one outcome to the bucket of *now*'s second."""
+        self.record_many(1, int(failed), int(slow), now=now)
+
+    def record_many(self, calls: int, failures: int, slow: int, *, now: float) -> None:
+        """Add *calls* outcomes at once, *failures* and *slow* of them so."""
         second = math.floor(now)
         self._expire(second)
         if not self._buckets or self._buckets[-1][0] != second:
             self._buckets.append([second, 0, 0, 0])
 
         bucket = self._buckets[-1]
-        bucket[1] += 1
-        bucket[2] += failed
+        bucket[1] += calls
+        bucket[2] += failures
         bucket[3] += slow
-        self._calls += 1
-        self._failures += failed
+        self._calls += calls
+        self._failures += failures
         self._slow += slow
 
     def totals(self, now: float) -> WindowTotals:
