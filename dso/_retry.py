@@ -66,6 +66,11 @@ class _FullJitter:
             return False
 
         self.failures += 1
+        if self.failures >= self.settings.attempts:
+            # That was the last try: stamina stops here whatever we say,
+            # and no retry may be reported.
+            return False
+
         wait = random.uniform(0, self.ceiling(self.failures))
         # A retry whose wait cannot end before the deadline is not started.
         if self.clock() + wait >= self.deadline():

@@ -84,6 +84,7 @@ async def test_retries_end_when_the_attempts_are_used(
 
     expected = [(dso.ErrorCode.UNAVAILABLE, n) for n in range(4)] + [(None, 0)]
     assert expected == codes_and_retries(result)
+    assert 3 == orch.stats().providers["down"].retries
 
 
 async def test_retries_stop_at_the_deadline(
