@@ -568,7 +568,10 @@ def _run_serve(args: argparse.Namespace, console: Console) -> int:
         raise ValueError(f"--refresh must be positive, not {args.refresh}")
 
     if importlib.util.find_spec("hypercorn") is None:
-        raise ConfigError("dso serve needs hypercorn: pip install 'dso[serve]'")
+        raise ConfigError(
+            "dso serve needs hypercorn: install dso with its serve extra"
+            " (pip install -e '.[serve]' from a dso checkout)"
+        )
 
     try:
         if args.demo_traffic:

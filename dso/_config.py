@@ -491,7 +491,7 @@ class Config:
     cache: CacheSettings = CacheSettings()
     plugins: PluginSettings = PluginSettings()
     timeout: float | None = attrs.field(default=None, validator=_not_negative)
-    user_agent: str = "dso (+https://pypi.org/project/dso/)"
+    user_agent: str = "dso/0.1 (trio data orchestration)"
     finish_abandoned_calls: bool = False
     telemetry: TelemetrySettings = TelemetrySettings()
     health: HealthSettings = HealthSettings()
