@@ -1061,10 +1061,8 @@ def _bind_namespaces(
 
 def _open_http(config: Config) -> httpx.AsyncClient:
     # No httpx timeout: every attempt runs under a trio cancel scope, which
-    # bounds connecting, sending and reading alike.
-    # TODO: httpx logs each request's full URL at INFO on its own logger,
-    # query string included, and some APIs take their key there; issue 7
-    # brings the redaction filter that covers every logger dso uses.
+    # bounds connecting, sending and reading alike. httpx logs each
+    # request's full URL, API keys included: `_redacting_logs` covers it.
     return httpx.AsyncClient(headers={"user-agent": config.user_agent}, timeout=None)
 
 
