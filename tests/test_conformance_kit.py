@@ -152,6 +152,25 @@ def test_good_provider_passes_every_rule(
     assert expected == (len(found["passed"]), found["failed"], found["skipped"])
 
 
+def test_routes_with_absolute_files_need_no_fixtures_folder(
+    kit: pytest.Pytester, fixtures_dir: Path
+) -> None:
+    """Routes whose files are absolute pass without a fixtures folder."""
+    source = KIT.format(factory="GoodPrices", fixtures_dir="/no/such/fixtures")
+    absolute = (
+        "routes = [attrs.evolve(route, file=str(Path(FOLDER, route.file)))"
+        " for route in ROUTES]"
+    )
+    header = f"import attrs\nfrom pathlib import Path\nFOLDER = {str(fixtures_dir)!r}\n"
+    kit.makepyfile(test_kit=header + source.replace("routes = ROUTES", absolute))
+
+    result = kit.inline_run()
+
+    found = outcomes(result)
+    expected = (31, set())
+    assert expected == (len(found["passed"]), found["failed"])
+
+
 def test_every_rule_can_fail(kit: pytest.Pytester, fixtures_dir: Path) -> None:
     """Each rule the good provider passes is failed by some broken provider."""
     write_kit(kit, "GoodPrices", fixtures_dir)

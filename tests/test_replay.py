@@ -486,6 +486,67 @@ def test_a_route_without_a_file_is_refused(tmp_path: Path) -> None:
         load_routes(path)
 
 
+async def test_a_route_file_with_recordings_serves_beside_fixture_routes(
+    tmp_path: Path, fixtures_dir: Path
+) -> None:
+    """Routes with their own recordings and fixture routes share one server."""
+    recorded = "tiingo/daily_prices_unknown_ticker_404.json"
+    body = (fixtures_dir / recorded).read_bytes()
+    (tmp_path / "plugin" / "recordings" / "tiingo").mkdir(parents=True)
+    (tmp_path / "plugin" / "recordings" / recorded).write_bytes(body)
+    route_file = tmp_path / "plugin" / "routes.toml"
+    route_file.write_text(
+        'recordings = "recordings"\n'
+        "[[routes]]\n"
+        'provider = "shipped"\n'
+        'path = "/tiingo/daily/BADTICKER/prices"\n'
+        f'file = "{recorded}"\n'
+        "status = 404\n"
+    )
+    routes = [QUOTE, *load_routes(route_file)]
+
+    with trio.fail_after(10):
+        async with (
+            open_replay_server(routes, fixtures_dir) as server,
+            httpx.AsyncClient(base_url=server.url) as client,
+        ):
+            shipped = await client.get("/shipped/tiingo/daily/BADTICKER/prices")
+            quote = await client.get("/tiingo/iex/AAPL")
+
+    expected = [
+        (404, body),
+        (200, (fixtures_dir / QUOTE.file).read_bytes()),
+    ]
+    assert expected == [
+        (shipped.status_code, shipped.content),
+        (quote.status_code, quote.content),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1", "recordings: expected a folder name, got 1"),
+        ('""', "recordings: expected a folder name, got ''"),
+        ('"missing"', "recordings: not a folder"),
+        ('"routes.toml"', "recordings: not a folder"),
+    ],
+)
+def test_a_bad_recordings_folder_names_the_key_and_file(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    """A recordings value that is no folder fails naming the key and file."""
+    path = tmp_path / "routes.toml"
+    good = {"provider": '"tiingo"', "path": '"/iex/AAPL"', "file": '"a.json"'}
+    path.write_text(f"recordings = {value}\n[[routes]]\n{_toml_lines(good)}")
+
+    with pytest.raises(ConfigError) as raised:
+        load_routes(path)
+
+    message = str(raised.value)
+    assert (True, True) == (message.startswith(f"{path}: "), problem in message)
+
+
 def test_the_fixtures_folder_can_come_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

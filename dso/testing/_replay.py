@@ -292,8 +292,8 @@ async def open_replay_server(
 
     Args:
         routes: The recordings to serve.
-        fixtures_dir: The folder the routes' files are relative to (see
-            `find_fixtures_dir`).
+        fixtures_dir: The folder the routes' relative files are relative
+            to (see `find_fixtures_dir`).
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one.
 
@@ -325,7 +325,7 @@ async def serve_replay(
 
     Args:
         routes: The recordings to serve.
-        fixtures_dir: The folder the routes' files are relative to.
+        fixtures_dir: The folder the routes' relative files are relative to.
         host: The address to listen on.
         port: The port to listen on; 0 picks a free one.
         task_status: Receives the running server.

@@ -13,6 +13,12 @@ A route file is TOML with one ``[[routes]]`` table per recording::
     file = "yahoo/quoteSummary_v10_not_found_404.json"
     status = 404
     query = { modules = "assetProfile" }
+
+Each ``file`` is relative to the fixtures folder the server is given,
+unless the file sets ``recordings``, a folder relative to the route file
+itself: a plugin then ships its recordings beside its routes::
+
+    recordings = "recordings"
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import attrs
@@ -68,14 +74,6 @@ def _absolute_path(
 
     if "?" in value:
         raise _FieldError(attribute.name, "must not hold a query; use `query`")
-
-
-def _relative_file(
-    instance: object, attribute: attrs.Attribute[Any], value: str
-) -> None:
-    # Either spelling of an absolute path would escape the fixtures folder.
-    if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
-        raise _FieldError(attribute.name, f"must be relative, got {value!r}")
 
 
 def _method(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -132,7 +130,9 @@ class Route:
         provider: The first path segment of the server URL, such as
             ``"tiingo"``.
         path: The path under the provider prefix, such as ``"/iex/AAPL"``.
-        file: The recorded body, relative to the fixtures folder.
+        file: The recorded body: relative to the fixtures folder, or an
+            absolute path (as `load_routes` gives for a route file that
+            sets ``recordings``).
         status: The HTTP status to answer with.
         content_type: The ``Content-Type`` to answer with.
         method: The HTTP method the route answers.
@@ -144,7 +144,7 @@ class Route:
 
     provider: str = attrs.field(validator=[_text, _provider])
     path: str = attrs.field(validator=[_text, _absolute_path])
-    file: str = attrs.field(validator=[_text, _relative_file])
+    file: str = attrs.field(validator=_text)
     status: int = attrs.field(default=200, validator=_status)
     content_type: str = attrs.field(default="application/json", validator=_text)
     method: str = attrs.field(default="GET", validator=[_text, _method])
@@ -165,13 +165,19 @@ def load_routes(path: str | os.PathLike[str]) -> list[Route]:
     Args:
         path: The route file.
 
+    A route's ``file`` is relative: to the fixtures folder the server is
+    given, or, when the route file sets ``recordings``, to that folder,
+    which is relative to the route file; such routes come back with
+    absolute ``file`` paths.
+
     Returns:
         The routes, in the order of the file.
 
     Raises:
-        ConfigError: The file cannot be read, is not TOML, or a route is
-            invalid; the message names the route's index and the field,
-            as in ``routes[2].status: expected an integer, got 'ok'``.
+        ConfigError: The file cannot be read, is not TOML, ``recordings``
+            is not a folder, or a route is invalid; the message names the
+            route's index and the field, as in
+            ``routes[2].status: expected an integer, got 'ok'``.
     """
     try:
         with open(path, "rb") as file:
@@ -182,15 +188,35 @@ def load_routes(path: str | os.PathLike[str]) -> list[Route]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
     try:
-        return _routes_from(document)
+        routes = _routes_from(document)
+        if "recordings" not in document:
+            return routes
+
+        folder = _recordings_folder(Path(path), document["recordings"])
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
+    return [attrs.evolve(route, file=str(folder / route.file)) for route in routes]
+
+
+def _recordings_folder(route_file: Path, value: Any) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"recordings: expected a folder name, got {value!r}")
+
+    # Resolved, so that the files stay found whatever the server's folder.
+    folder = (route_file.parent / value).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"recordings: not a folder: {folder}")
+
+    return folder
+
 
 def _routes_from(document: Mapping[str, Any]) -> list[Route]:
-    unknown = sorted(set(document) - {"routes"})
+    unknown = sorted(set(document) - {"routes", "recordings"})
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown key; expected only [[routes]]")
+        raise ConfigError(
+            f"{unknown[0]}: unknown key; expected [[routes]] and `recordings`"
+        )
 
     tables = document.get("routes")
     if not isinstance(tables, list):
@@ -213,9 +239,17 @@ def _route_from(index: int, table: Any) -> Route:
         raise ConfigError(f"{where}.{missing[0]}: missing")
 
     try:
-        return Route(**table)
+        route = Route(**table)
     except _FieldError as exc:
         raise ConfigError(f"{where}.{exc.field}: {exc.problem}") from None
+
+    # Either spelling of an absolute path would escape the recordings'
+    # folder, which the route file's reader chooses.
+    file = route.file
+    if PurePosixPath(file).is_absolute() or PureWindowsPath(file).is_absolute():
+        raise ConfigError(f"{where}.file: must be relative, got {file!r}")
+
+    return route
 
 
 @attrs.frozen
