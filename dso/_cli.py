@@ -513,8 +513,10 @@ def _run_plugins(args: argparse.Namespace, console: Console) -> int:
 
 def _plugins_table(plugins: Plugins) -> Table:
     table = Table(title="dso plugins", title_justify="left")
+    # Names are what a configuration must spell: never cut them short;
+    # the description wraps instead.
     for column in ("kind", "name", "distribution", "version", "plugin", "about"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "name", overflow="fold")
 
     groups = [
         ("provider", plugins.provider_factories()),
