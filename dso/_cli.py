@@ -513,10 +513,12 @@ def _run_plugins(args: argparse.Namespace, console: Console) -> int:
 
 def _plugins_table(plugins: Plugins) -> Table:
     table = Table(title="dso plugins", title_justify="left")
-    # Names are what a configuration must spell: never cut them short;
-    # the description wraps instead.
+    # Names are what a configuration spells and distributions what pip
+    # installs: never cut them short; the other columns fold instead.
     for column in ("kind", "name", "distribution", "version", "plugin", "about"):
-        table.add_column(column, no_wrap=column == "name", overflow="fold")
+        table.add_column(
+            column, no_wrap=column in ("kind", "name", "distribution"), overflow="fold"
+        )
 
     groups = [
         ("provider", plugins.provider_factories()),
