@@ -233,6 +233,7 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
+            ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
         space = self._namespace(namespace, tier)
@@ -296,8 +297,10 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
-            ValueError: No merge strategy is given or declared.
+            ValueError: No merge strategy is given or declared, or *key* is
+                not valid Unicode text.
         """
+        _check_key(key)
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
@@ -366,6 +369,7 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
+            ValueError: A key is not valid Unicode text (a lone surrogate).
         """
         space = self._namespace(namespace, tier)
         primary = self._chain(None if provider is None else [provider], space)[0]
@@ -420,6 +424,7 @@ class Orchestrator:
 
         Raises:
             CacheError: A backend (or a tier) failed to delete the entry.
+            ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
         space = self._namespace(namespace)
@@ -1020,6 +1025,15 @@ def _check_key(key: object) -> None:
     if not isinstance(key, str):
         raise TypeError(f"key must be a string, got {key!r}")
 
+    # A lone surrogate cannot be encoded: every backend that stores keys
+    # as text would fail on it, and one caller's bad key open the cache's
+    # breaker for everyone.
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"key must be valid Unicode text, got {key!r}") from None
+
 
 def _min_providers(needed: object, available: int) -> int:
     if isinstance(needed, bool) or not isinstance(needed, int):
@@ -1039,8 +1053,7 @@ def _distinct(keys: Iterable[str]) -> list[str]:
 
     distinct = list(dict.fromkeys(keys))
     for key in distinct:
-        if not isinstance(key, str):
-            raise TypeError(f"keys must be strings, got {key!r}")
+        _check_key(key)
 
     return distinct
 

@@ -241,3 +241,46 @@ async def test_entries_for_keys_not_asked_fail_the_read() -> None:
     found = await guarded.get_many(["asked"])
 
     assert ({}, 1) == (found, guarded.statistics().errors)
+
+
+def first_value(values: Sequence[tuple[str, object]]) -> object:
+    return values[0][1]
+
+
+async def call_with_key(orch: dso.Orchestrator, how: str, key: str) -> object:
+    if how == "fallback":
+        return await orch.fetch_with_fallback(key, ["p"], namespace="quotes")
+    if how == "merge":
+        return await orch.fetch_with_merge(
+            key, ["p"], namespace="quotes", merge=first_value
+        )
+    if how == "batch":
+        return await orch.batch_fetch([key], "p", namespace="quotes")
+    return await orch.invalidate("quotes", key)
+
+
+@pytest.mark.parametrize("how", ["fallback", "merge", "batch", "invalidate"])
+async def test_a_key_that_is_not_text_is_refused_before_the_cache(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """A lone surrogate cannot be stored: a ValueError, not a backend failure."""
+    provider = FakeProvider("p", {"\ud800": 1})
+    backend = SurrogateRefusingBackend(TrioWallClock())
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60), pytest.raises(ValueError, match="key"):
+            await call_with_key(orch, how, "\ud800")
+        stats = orch.statistics().cache_backends["fake"]
+
+    assert (0, []) == (stats.errors, backend.calls)
+
+
+class SurrogateRefusingBackend(FakeCacheBackend):
+    """Encodes its keys as UTF-8, as the SQLite and Redis backends do."""
+
+    async def _enter(self, operation: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            key.encode()
+        await super()._enter(operation, keys)
