@@ -247,6 +247,14 @@ async def test_invalidate_clears_memory_and_sqlite_tiers(tmp_path: Path) -> None
         ({"backend": "tiered", "l1": {}}, "cache.l2: the tiered backend needs"),
         ({"l2": {}}, "cache.l2: only the tiered backend has tiers"),
         (
+            {"backend": "tiered", "l1": {}, "l2": {"backend": "tiered"}},
+            "cache.l2.backend: a tier cannot itself be tiered",
+        ),
+        (
+            {"backend": "tiered", "l1": {"backend": "tiered"}, "l2": {}},
+            "cache.l1.backend: a tier cannot itself be tiered",
+        ),
+        (
             {"backend": "tiered", "l1": {}, "l2": {"timeout": 0}},
             "cache.l2.timeout: must be greater than 0",
         ),
