@@ -222,11 +222,21 @@ class BatchRun:
                         attempts=attempts,
                     )
                 )
-            elif attempts:
+                # Kept claimed until `release`, after `store`: an
+                # invalidation meanwhile (the fallbacks may take long)
+                # then marks it superseded, and the value is not cached.
+                continue
+
+            if attempts:
                 shared.publish(FetchResult(key, self._space.name, attempts=attempts))
 
             # Waiters left without an answer (the batch was cut short)
             # start a call of their own.
+            self._inflight.release(self._call_key(key), shared)
+
+    def release(self) -> None:
+        """End the calls this batch claimed; call it once done, even on error."""
+        for key, shared in self._claims.items():
             self._inflight.release(self._call_key(key), shared)
 
     # TODO: keys joined to another batch that is then cut short are

@@ -401,12 +401,15 @@ class Orchestrator:
         with self._call():
             await run.read(distinct, tier)
             self._telemetry.batch_looked_up(space.name, distinct, run.cached)
-            with trio.move_on_at(deadline) as scope:
-                await run.fetch()
+            try:
+                with trio.move_on_at(deadline) as scope:
+                    await run.fetch()
 
-            # What arrived before the deadline is kept, even if the rest
-            # did not make it.
-            await run.store()
+                # What arrived before the deadline is kept, even if the rest
+                # did not make it.
+                await run.store()
+            finally:
+                run.release()
 
         result = run.result(allow_stale, timed_out=scope.cancelled_caught)
         self._stale_served += result.summary.stale
