@@ -838,10 +838,11 @@ class Orchestrator:
         key: str,
         space: BoundNamespace,
         chain: Sequence[GuardedProvider],
-        deadline: float,
+        call: SharedCall[FetchResult[Any]],
     ) -> FetchResult[Any]:
-        # A batch's per-key fallback: a call of its own, not shared.
-        return await run_in_order(key, space, chain, SharedCall(deadline), self._cache)
+        # A batch's per-key fallback: not shared, but under the batch's
+        # claim of the key, if any (see BatchRun).
+        return await run_in_order(key, space, chain, call, self._cache)
 
     def _with_stale(
         self, result: FetchResult[Any], cached: CachedValue | None, allow_stale: bool

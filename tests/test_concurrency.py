@@ -529,6 +529,39 @@ async def test_invalidation_during_a_batchs_fallbacks_keeps_its_value_uncached(
     assert ("new", False) == (after.data, after.cached)
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [dso.ProviderError(dso.ErrorCode.NOT_FOUND, "f does not know A"), "old"],
+    ids=["not-found", "value"],
+)
+async def test_invalidation_during_a_batchs_fallbacks_keeps_their_answer_uncached(
+    autojump_clock: trio.testing.MockClock, answer: object
+) -> None:
+    """A fallback's answer had before an invalidation is not cached after it."""
+    primary = FakeProvider("p")
+    fallback = FakeProvider("f")
+    fallback.script("A", Delay(2, answer))
+
+    async with orchestrator(primary, fallback, namespace={"negative_ttl": 600}) as orch:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(
+                        orch.batch_fetch,
+                        ["A"],
+                        "p",
+                        namespace="quotes",
+                        fallback_providers=["f"],
+                    )
+                )
+                await trio.sleep(1)
+                await orch.invalidate("quotes", "A")
+            primary.data["A"] = "new"
+            after = await fetch(orch, "A", "p")
+
+    assert ("new", False) == (after.data, after.cached)
+
+
 async def test_a_batch_cancelled_during_its_fallbacks_leaves_no_call_behind(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
