@@ -27,7 +27,7 @@ from ._typed_cache import CachedValue, TypedCache
 
 
 Fallback = Callable[
-    [str, BoundNamespace, Sequence[GuardedProvider], float],
+    [str, BoundNamespace, Sequence[GuardedProvider], SharedCall[FetchResult[Any]]],
     Awaitable[FetchResult[Any]],
 ]
 
@@ -224,9 +224,19 @@ class BatchRun:
                 )
             elif attempts:
                 shared.publish(FetchResult(key, self._space.name, attempts=attempts))
+            else:
+                # Waiters left without an answer (the batch was cut short)
+                # start a call of their own.
+                self._inflight.release(self._call_key(key), shared)
 
-            # Waiters left without an answer (the batch was cut short)
-            # start a call of their own.
+            # An answered key stays claimed until `release`, after `store`:
+            # an invalidation meanwhile (the fallbacks may take long) then
+            # marks it superseded, and neither its value nor a NOT_FOUND
+            # is cached over the newer state.
+
+    def release(self) -> None:
+        """End the calls this batch claimed; call it once done, even on error."""
+        for key, shared in self._claims.items():
             self._inflight.release(self._call_key(key), shared)
 
     # TODO: keys joined to another batch that is then cut short are
@@ -302,9 +312,11 @@ class BatchRun:
 
     async def _fetch_from_fallbacks(self, failed: list[str]) -> None:
         async def rescue(key: str) -> None:
-            result = await self._fallback(
-                key, self._space, self._fallbacks, self._deadline
-            )
+            # The key's claim, when the batch holds one: an invalidation
+            # then marks it superseded, and the fallback's answer (a value
+            # or a NOT_FOUND) is not cached over the newer state.
+            call = self._claims.get(key) or SharedCall(self._deadline)
+            result = await self._fallback(key, self._space, self._fallbacks, call)
             for attempt in result.attempts:
                 self._count_call(attempt)
 

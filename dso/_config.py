@@ -599,7 +599,27 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_func(_is_literal, _one_of)
     converter.register_structure_hook(RateLimit, _parsed(RateLimit.parse))
     converter.register_structure_hook(QuotaLimit, _parsed(QuotaLimit.parse))
+    converter.register_structure_hook(
+        CacheSettings, _tiers_first(_only_tables(CacheSettings, converter))
+    )
     return converter
+
+
+def _tiers_first(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    # A tier is built before the table holding it, so a tiered tier would
+    # complain of its own missing l1, sending the user the wrong way.
+    def structure_tiers_first(value: Any, target: Any) -> Any:
+        if isinstance(value, Mapping):
+            for tier in ("l1", "l2"):
+                settings = value.get(tier)
+                if isinstance(settings, Mapping) and settings.get("backend") == TIERED:
+                    raise _FieldError(
+                        f"{tier}.backend", "a tier cannot itself be tiered"
+                    )
+
+        return structure(value, target)
+
+    return structure_tiers_first
 
 
 def _parsed(parse: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:

@@ -59,7 +59,9 @@ class GuardedBackend:
 
     Reads that fail are misses and writes that fail are skipped, both
     counted; `delete` is the exception and raises, because an entry that
-    should be gone might be served. A backend that keeps its data in the
+    should be gone might be served. A read answered with anything but
+    entries for the keys asked has failed too (a batch read is checked
+    only for a backend outside the process). A backend that keeps its data in the
     process (``in_process = True``) runs without a timeout scope.
 
     Args:
@@ -106,7 +108,7 @@ class GuardedBackend:
     async def get(self, key: str) -> CacheEntry | None:
         """Return the entry under *key*; ``None`` also when the backend fails."""
         if not self.in_process:
-            return await self._run("read", lambda: self.backend.get(key), None)
+            return await self._run("read", lambda: self._get(key), None)
 
         # The hit path of an in-process backend: no closure, no scope.
         permit = self.breaker.try_acquire()
@@ -116,6 +118,8 @@ class GuardedBackend:
 
         try:
             entry = await self.backend.get(key)
+            if entry is not None and not isinstance(entry, CacheEntry):
+                raise _not_an_entry(entry)
         except Exception:
             self._failed(permit, "read")
             return None
@@ -128,7 +132,12 @@ class GuardedBackend:
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         """Return the entries found under *keys*; none when the backend fails."""
-        return await self._run("read", lambda: self.backend.get_many(keys), {})
+        if self.in_process:
+            # Trusted, like its own process: a cached batch of thousands of
+            # keys is not worth checking entry by entry.
+            return await self._run("read", lambda: self.backend.get_many(keys), {})
+
+        return await self._run("read", lambda: self._get_many(keys), {})
 
     async def set(self, key: str, entry: CacheEntry) -> None:
         """Store *entry* under *key*, or skip it when the backend fails."""
@@ -157,6 +166,29 @@ class GuardedBackend:
             raise CacheError(
                 f"cache backend {self.label} failed to delete a key"
             ) from exc
+
+    async def _get(self, key: str) -> CacheEntry | None:
+        entry = await self.backend.get(key)
+        if entry is not None and not isinstance(entry, CacheEntry):
+            raise _not_an_entry(entry)
+
+        return entry
+
+    async def _get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
+        # A backend that breaks its protocol has failed the read: its
+        # answer is not served, nor copied into another tier.
+        found = await self.backend.get_many(keys)
+        if not isinstance(found, Mapping):
+            raise _not_an_entry(found)
+
+        asked = set(keys)
+        for key, entry in found.items():
+            if not isinstance(entry, CacheEntry):
+                raise _not_an_entry(entry)
+            if key not in asked:
+                raise TypeError("the backend returned an entry for a key not asked")
+
+        return found
 
     def statistics(self) -> CacheBackendStatistics:
         """Return the breaker's state and the failure counters."""
@@ -243,3 +275,7 @@ class GuardedBackend:
                 transition.reason,
                 extra={"cache_backend": self.label, "breaker_state": "closed"},
             )
+
+
+def _not_an_entry(found: object) -> TypeError:
+    return TypeError(f"the backend returned a {type(found).__name__}, not entries")

@@ -233,6 +233,7 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
+            ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
         space = self._namespace(namespace, tier)
@@ -296,8 +297,10 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
-            ValueError: No merge strategy is given or declared.
+            ValueError: No merge strategy is given or declared, or *key* is
+                not valid Unicode text.
         """
+        _check_key(key)
         space = self._namespace(namespace, tier)
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
@@ -366,6 +369,7 @@ class Orchestrator:
         Raises:
             OrchestratorClosed: The orchestrator has shut down.
             LookupError: A provider or namespace name is unknown.
+            ValueError: A key is not valid Unicode text (a lone surrogate).
         """
         space = self._namespace(namespace, tier)
         primary = self._chain(None if provider is None else [provider], space)[0]
@@ -397,12 +401,15 @@ class Orchestrator:
         with self._call():
             await run.read(distinct, tier)
             self._telemetry.batch_looked_up(space.name, distinct, run.cached)
-            with trio.move_on_at(deadline) as scope:
-                await run.fetch()
+            try:
+                with trio.move_on_at(deadline) as scope:
+                    await run.fetch()
 
-            # What arrived before the deadline is kept, even if the rest
-            # did not make it.
-            await run.store()
+                # What arrived before the deadline is kept, even if the rest
+                # did not make it.
+                await run.store()
+            finally:
+                run.release()
 
         result = run.result(allow_stale, timed_out=scope.cancelled_caught)
         self._stale_served += result.summary.stale
@@ -420,6 +427,7 @@ class Orchestrator:
 
         Raises:
             CacheError: A backend (or a tier) failed to delete the entry.
+            ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
         space = self._namespace(namespace)
@@ -830,10 +838,11 @@ class Orchestrator:
         key: str,
         space: BoundNamespace,
         chain: Sequence[GuardedProvider],
-        deadline: float,
+        call: SharedCall[FetchResult[Any]],
     ) -> FetchResult[Any]:
-        # A batch's per-key fallback: a call of its own, not shared.
-        return await run_in_order(key, space, chain, SharedCall(deadline), self._cache)
+        # A batch's per-key fallback: not shared, but under the batch's
+        # claim of the key, if any (see BatchRun).
+        return await run_in_order(key, space, chain, call, self._cache)
 
     def _with_stale(
         self, result: FetchResult[Any], cached: CachedValue | None, allow_stale: bool
@@ -1020,6 +1029,15 @@ def _check_key(key: object) -> None:
     if not isinstance(key, str):
         raise TypeError(f"key must be a string, got {key!r}")
 
+    # A lone surrogate cannot be encoded: every backend that stores keys
+    # as text would fail on it, and one caller's bad key open the cache's
+    # breaker for everyone.
+    if not key.isascii():
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"key must be valid Unicode text, got {key!r}") from None
+
 
 def _min_providers(needed: object, available: int) -> int:
     if isinstance(needed, bool) or not isinstance(needed, int):
@@ -1039,8 +1057,7 @@ def _distinct(keys: Iterable[str]) -> list[str]:
 
     distinct = list(dict.fromkeys(keys))
     for key in distinct:
-        if not isinstance(key, str):
-            raise TypeError(f"keys must be strings, got {key!r}")
+        _check_key(key)
 
     return distinct
 

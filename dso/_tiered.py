@@ -56,6 +56,9 @@ class TieredCache:
         self.l2 = l2
         self._clock = clock
         self._l1_ttl = l1_ttl
+        # Bumped as a delete starts and ends: a read that overlapped one
+        # may hold what was deleted, and must not copy it back into L1.
+        self._deletes = 0
 
     def __repr__(self) -> str:
         return f"TieredCache(l1={self.l1!r}, l2={self.l2!r}, l1_ttl={self._l1_ttl})"
@@ -70,8 +73,9 @@ class TieredCache:
         if entry is not None:
             return entry
 
+        deletes = self._deletes
         entry = await self.l2.get(key)
-        if entry is not None:
+        if entry is not None and deletes == self._deletes:
             await self._fill_l1({key: entry})
 
         return entry
@@ -83,9 +87,11 @@ class TieredCache:
         if not missing:
             return found
 
+        deletes = self._deletes
         from_l2 = await self.l2.get_many(missing)
         if from_l2:
-            await self._fill_l1(from_l2)
+            if deletes == self._deletes:
+                await self._fill_l1(from_l2)
             found.update(from_l2)
 
         return found
@@ -107,11 +113,15 @@ class TieredCache:
                 asked to).
         """
         failures = []
-        for tier in (self.l1, self.l2):
-            try:
-                await tier.delete(key)
-            except CacheError as exc:
-                failures.append(exc)
+        self._deletes += 1
+        try:
+            for tier in (self.l1, self.l2):
+                try:
+                    await tier.delete(key)
+                except CacheError as exc:
+                    failures.append(exc)
+        finally:
+            self._deletes += 1
 
         if failures:
             raise failures[0]

@@ -1,6 +1,7 @@
 """A failing cache backend is put behind a breaker, and comes back by itself."""
 
 import logging
+from collections.abc import Sequence
 
 import pytest
 import trio
@@ -8,6 +9,8 @@ import trio.testing
 
 import dso
 from dso._clock import TrioWallClock
+from dso._config import BreakerSettings
+from dso._guarded_cache import GuardedBackend
 from dso.testing import FakeCacheBackend, FakeProvider
 
 
@@ -190,3 +193,94 @@ async def test_backend_failures_reach_telemetry(
         errors = (orch.stats().cache_errors, orch.statistics().cache_errors)
 
     assert (2, 2) == errors
+
+
+class JunkBackend(FakeCacheBackend):
+    """Answers reads with *junk* instead of entries, as a broken plugin might."""
+
+    def __init__(self, junk: object) -> None:
+        super().__init__(TrioWallClock())
+        self.junk = junk
+
+    async def get(self, key: str) -> dso.CacheEntry | None:
+        return self.junk  # type: ignore[return-value]
+
+    async def get_many(self, keys: Sequence[str]) -> dict[str, dso.CacheEntry]:
+        return self.junk  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("junk", [b"\x01", {"K0": b"\x01"}, 7])
+async def test_a_backend_that_answers_junk_has_failed_the_read(
+    autojump_clock: trio.testing.MockClock, junk: object
+) -> None:
+    """A read answered with no entry is a counted failure, and the fetch goes on."""
+    provider = FakeProvider("p", {"K0": 0})
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=JunkBackend(junk)
+    ) as orch:
+        with trio.fail_after(60):
+            result = await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+        stats = orch.statistics().cache_backends["fake"]
+
+    assert (0, 1) == (result.data, stats.errors)
+
+
+async def test_entries_for_keys_not_asked_fail_the_read() -> None:
+    """A get_many answer naming a key not asked for is a failure, not served."""
+    clock = TrioWallClock()
+    backend = FakeCacheBackend(clock)
+    await backend.set("other", dso.CacheEntry(b"\x01", clock(), clock() + 60))
+    guarded = GuardedBackend(
+        JunkBackend(await backend.get_many(["other"])),
+        label="fake",
+        timeout=1,
+        breaker=BreakerSettings(),
+    )
+
+    found = await guarded.get_many(["asked"])
+
+    assert ({}, 1) == (found, guarded.statistics().errors)
+
+
+def first_value(values: Sequence[tuple[str, object]]) -> object:
+    return values[0][1]
+
+
+async def call_with_key(orch: dso.Orchestrator, how: str, key: str) -> object:
+    if how == "fallback":
+        return await orch.fetch_with_fallback(key, ["p"], namespace="quotes")
+    if how == "merge":
+        return await orch.fetch_with_merge(
+            key, ["p"], namespace="quotes", merge=first_value
+        )
+    if how == "batch":
+        return await orch.batch_fetch([key], "p", namespace="quotes")
+    return await orch.invalidate("quotes", key)
+
+
+@pytest.mark.parametrize("how", ["fallback", "merge", "batch", "invalidate"])
+async def test_a_key_that_is_not_text_is_refused_before_the_cache(
+    autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """A lone surrogate cannot be stored: a ValueError, not a backend failure."""
+    provider = FakeProvider("p", {"\ud800": 1})
+    backend = SurrogateRefusingBackend(TrioWallClock())
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60), pytest.raises(ValueError, match="key"):
+            await call_with_key(orch, how, "\ud800")
+        stats = orch.statistics().cache_backends["fake"]
+
+    assert (0, []) == (stats.errors, backend.calls)
+
+
+class SurrogateRefusingBackend(FakeCacheBackend):
+    """Encodes its keys as UTF-8, as the SQLite and Redis backends do."""
+
+    async def _enter(self, operation: str, keys: Sequence[str]) -> None:
+        for key in keys:
+            key.encode()
+        await super()._enter(operation, keys)

@@ -501,6 +501,87 @@ async def test_invalidation_keeps_a_running_batch_from_caching_its_value(
     assert ("new", False) == (after.data, after.cached)
 
 
+async def test_invalidation_during_a_batchs_fallbacks_keeps_its_value_uncached(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A primary's value is not cached when invalidated while fallbacks run."""
+    primary = FakeProvider("p", {"A": "old"})
+    fallback = FakeProvider("f")
+    fallback.script("B", Delay(2, "b"))
+
+    async with orchestrator(primary, fallback) as orch:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(
+                        orch.batch_fetch,
+                        ["A", "B"],
+                        "p",
+                        namespace="quotes",
+                        fallback_providers=["f"],
+                    )
+                )
+                await trio.sleep(1)
+                await orch.invalidate("quotes", "A")
+            primary.data["A"] = "new"
+            after = await fetch(orch, "A", "p")
+
+    assert ("new", False) == (after.data, after.cached)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [dso.ProviderError(dso.ErrorCode.NOT_FOUND, "f does not know A"), "old"],
+    ids=["not-found", "value"],
+)
+async def test_invalidation_during_a_batchs_fallbacks_keeps_their_answer_uncached(
+    autojump_clock: trio.testing.MockClock, answer: object
+) -> None:
+    """A fallback's answer had before an invalidation is not cached after it."""
+    primary = FakeProvider("p")
+    fallback = FakeProvider("f")
+    fallback.script("A", Delay(2, answer))
+
+    async with orchestrator(primary, fallback, namespace={"negative_ttl": 600}) as orch:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(
+                    functools.partial(
+                        orch.batch_fetch,
+                        ["A"],
+                        "p",
+                        namespace="quotes",
+                        fallback_providers=["f"],
+                    )
+                )
+                await trio.sleep(1)
+                await orch.invalidate("quotes", "A")
+            primary.data["A"] = "new"
+            after = await fetch(orch, "A", "p")
+
+    assert ("new", False) == (after.data, after.cached)
+
+
+async def test_a_batch_cancelled_during_its_fallbacks_leaves_no_call_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The keys a batch still held are released when its caller gives up."""
+    primary = FakeProvider("p", {"A": "a"})
+    fallback = FakeProvider("f")
+    fallback.script("B", Delay(10, "b"))
+
+    async with orchestrator(primary, fallback) as orch:
+        with trio.move_on_after(1):
+            await orch.batch_fetch(
+                ["A", "B"], "p", namespace="quotes", fallback_providers=["f"]
+            )
+        # Past the fallback's own call, which finishes for the cache.
+        await trio.sleep(20)
+        in_flight = orch.statistics().calls_in_flight
+
+    assert 0 == in_flight
+
+
 async def test_a_callers_short_timeout_does_not_trip_the_breaker(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -247,6 +247,14 @@ async def test_invalidate_clears_memory_and_sqlite_tiers(tmp_path: Path) -> None
         ({"backend": "tiered", "l1": {}}, "cache.l2: the tiered backend needs"),
         ({"l2": {}}, "cache.l2: only the tiered backend has tiers"),
         (
+            {"backend": "tiered", "l1": {}, "l2": {"backend": "tiered"}},
+            "cache.l2.backend: a tier cannot itself be tiered",
+        ),
+        (
+            {"backend": "tiered", "l1": {"backend": "tiered"}, "l2": {}},
+            "cache.l1.backend: a tier cannot itself be tiered",
+        ),
+        (
             {"backend": "tiered", "l1": {}, "l2": {"timeout": 0}},
             "cache.l2.timeout: must be greater than 0",
         ),
@@ -288,3 +296,38 @@ async def test_tiers_that_cannot_open_name_their_path(
             pass
 
     assert message in str(info.value)
+
+
+class GatedBackend(FakeCacheBackend):
+    """Reads wait for `gate`, once set: a slow L2 read to race against."""
+
+    gate: trio.Event | None = None
+
+    async def get(self, key: str) -> dso.CacheEntry | None:
+        found = await super().get(key)
+        if self.gate is not None:
+            await self.gate.wait()
+        return found
+
+
+async def test_a_delete_during_an_l2_read_is_not_undone_by_the_l1_fill(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An L2 read that overlapped a delete does not copy the old entry into L1."""
+    clock = FakeWallClock()
+    l1 = MemoryCache(clock=clock, max_entries=100)
+    l2 = GatedBackend(clock, name="l2")
+    cache = TieredCache(
+        guarded(l1, "l1:memory"), guarded(l2, "l2:l2"), clock=clock, l1_ttl=30
+    )
+    await l2.set("k", entry(clock))
+    l2.gate = trio.Event()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cache.get, "k")
+            await trio.testing.wait_all_tasks_blocked()
+            await cache.delete("k")
+            l2.gate.set()
+
+    assert None is await l1.get("k")

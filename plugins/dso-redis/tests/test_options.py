@@ -78,6 +78,7 @@ def test_the_other_options_are_read() -> None:
         ({"url": "redis://h", "connect_timeout": -1}, "connect_timeout"),
         ({"url": "redis://h", "connect_timeout": "1"}, "connect_timeout"),
         ({"url": "redis://h", "connect_timeout": True}, "connect_timeout"),
+        ({"url": "redis://h", "connect_timeout": float("nan")}, "connect_timeout"),
         ({"url": "redis://h", "max_connections": 0}, "max_connections"),
         ({"url": "redis://h", "max_connections": 1.5}, "max_connections"),
         ({"url": "redis://h", "max_connections": True}, "max_connections"),

@@ -99,7 +99,8 @@ def _url(options: Mapping[str, Any]) -> str:
 
 def _connect_timeout(options: Mapping[str, Any]) -> float:
     value = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    # "not > 0" also refuses NaN, which would fail every connection.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(
             f"cache.options.connect_timeout: expected a positive number of "
             f"seconds, got {value!r}"
