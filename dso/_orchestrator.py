@@ -1030,7 +1030,7 @@ def _check_key(key: object) -> None:
         raise TypeError(f"key must be a string, got {key!r}")
 
     # A lone surrogate cannot be encoded: every backend that stores keys
-    # as text would fail on it, and one caller's bad key open the cache's
+    # as text would fail on it, and one caller's bad key would open the cache's
     # breaker for everyone.
     if not key.isascii():
         try:
