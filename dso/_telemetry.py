@@ -110,64 +110,42 @@ class Telemetry:
         """Report a fresh value served from the cache."""
         self.stats.lookup(namespace, hit=True)
         if self._sinks:
-            self._emit(
-                CacheHit(
-                    at=self._clock(),
-                    namespace=namespace,
-                    key=self.shown_key(key),
-                    age=age,
-                )
-            )
+            self._event(CacheHit, namespace=namespace, key=key, age=age)
 
     def cache_miss(self, namespace: str, key: str) -> None:
         """Report a lookup that found nothing fresh."""
         self.stats.lookup(namespace, hit=False)
         if self._sinks:
-            self._emit(
-                CacheMiss(
-                    at=self._clock(), namespace=namespace, key=self.shown_key(key)
-                )
-            )
+            self._event(CacheMiss, namespace=namespace, key=key)
 
     def stale_served(
         self, namespace: str, key: str, age: float, *, revalidating: bool
     ) -> None:
         """Report an expired value served."""
         if self._sinks:
-            self._emit(
-                StaleServed(
-                    at=self._clock(),
-                    namespace=namespace,
-                    key=self.shown_key(key),
-                    age=age,
-                    revalidating=revalidating,
-                )
+            self._event(
+                StaleServed,
+                namespace=namespace,
+                key=key,
+                age=age,
+                revalidating=revalidating,
             )
 
     def cache_written(self, namespace: str, keys: int) -> None:
         """Report values stored."""
         if self._sinks:
-            self._emit(CacheWritten(at=self._clock(), namespace=namespace, keys=keys))
+            self._event(CacheWritten, namespace=namespace, keys=keys)
 
     def cache_failed(self, backend: str, operation: str) -> None:
         """Report a cache backend failure."""
         self.stats.cache_errors += 1
         if self._sinks:
-            self._emit(
-                CacheFailed(at=self._clock(), backend=backend, operation=operation)
-            )
+            self._event(CacheFailed, backend=backend, operation=operation)
 
     def attempt_started(self, namespace: str, provider: str, key: str | None) -> None:
         """Report a provider call beginning."""
         if self._sinks:
-            self._emit(
-                AttemptStarted(
-                    at=self._clock(),
-                    namespace=namespace,
-                    provider=provider,
-                    key=self.shown_key(key),
-                )
-            )
+            self._event(AttemptStarted, namespace=namespace, provider=provider, key=key)
 
     def attempt_ended(
         self,
@@ -182,29 +160,11 @@ class Telemetry:
         if not self._sinks:
             return
 
-        shown = self.shown_key(key)
-        at = self._clock()
+        where = {"namespace": namespace, "provider": provider, "key": key}
         if code is None:
-            self._emit(
-                AttemptSucceeded(
-                    at=at,
-                    namespace=namespace,
-                    provider=provider,
-                    key=shown,
-                    duration=duration,
-                )
-            )
+            self._event(AttemptSucceeded, **where, duration=duration)
         else:
-            self._emit(
-                AttemptFailed(
-                    at=at,
-                    namespace=namespace,
-                    provider=provider,
-                    key=shown,
-                    code=code,
-                    duration=duration,
-                )
-            )
+            self._event(AttemptFailed, **where, code=code, duration=duration)
 
     def attempt_skipped(
         self, namespace: str, provider: str, key: str | None, reason: ErrorCode
@@ -212,14 +172,12 @@ class Telemetry:
         """Report a provider not called, and why."""
         self.stats.skip(provider, reason)
         if self._sinks:
-            self._emit(
-                AttemptSkipped(
-                    at=self._clock(),
-                    namespace=namespace,
-                    provider=provider,
-                    key=self.shown_key(key),
-                    reason=reason,
-                )
+            self._event(
+                AttemptSkipped,
+                namespace=namespace,
+                provider=provider,
+                key=key,
+                reason=reason,
             )
 
     def retry_scheduled(
@@ -234,16 +192,14 @@ class Telemetry:
         """Report a retry to come."""
         self.stats.retry(provider)
         if self._sinks:
-            self._emit(
-                RetryScheduled(
-                    at=self._clock(),
-                    namespace=namespace,
-                    provider=provider,
-                    key=self.shown_key(key),
-                    retry=retry,
-                    delay=delay,
-                    code=code,
-                )
+            self._event(
+                RetryScheduled,
+                namespace=namespace,
+                provider=provider,
+                key=key,
+                retry=retry,
+                delay=delay,
+                code=code,
             )
 
     def provider_paused(self, provider: str, seconds: float) -> None:
@@ -256,32 +212,24 @@ class Telemetry:
             extra={"dso_provider": provider, "dso_pause": seconds},
         )
         if self._sinks:
-            self._emit(
-                ProviderPaused(at=self._clock(), provider=provider, seconds=seconds)
-            )
+            self._event(ProviderPaused, provider=provider, seconds=seconds)
 
     def breaker_transitioned(self, transition: BreakerTransition) -> None:
         """Report a breaker's change of state."""
         if self._sinks:
-            self._emit(
-                BreakerTransitioned(
-                    at=self._clock(),
-                    provider=transition.name,
-                    old=transition.old,
-                    new=transition.new,
-                    reason=transition.reason,
-                )
+            self._event(
+                BreakerTransitioned,
+                provider=transition.name,
+                old=transition.old,
+                new=transition.new,
+                reason=transition.reason,
             )
 
     def dedup_joined(self, namespace: str, key: str) -> None:
         """Report a request joining a call in flight."""
         self.stats.dedup_joins += 1
         if self._sinks:
-            self._emit(
-                DedupJoined(
-                    at=self._clock(), namespace=namespace, key=self.shown_key(key)
-                )
-            )
+            self._event(DedupJoined, namespace=namespace, key=key)
 
     def batch_chunk_fetched(
         self,
@@ -295,16 +243,14 @@ class Telemetry:
         """Report one batch call's outcome."""
         self.stats.batch_chunk(keys)
         if self._sinks:
-            self._emit(
-                BatchChunkFetched(
-                    at=self._clock(),
-                    namespace=namespace,
-                    provider=provider,
-                    keys=keys,
-                    found=found,
-                    duration=duration,
-                    code=code,
-                )
+            self._event(
+                BatchChunkFetched,
+                namespace=namespace,
+                provider=provider,
+                keys=keys,
+                found=found,
+                duration=duration,
+                code=code,
             )
 
     def merge_finished(
@@ -312,15 +258,13 @@ class Telemetry:
     ) -> None:
         """Report a merge's outcome."""
         if self._sinks:
-            self._emit(
-                MergeFinished(
-                    at=self._clock(),
-                    namespace=namespace,
-                    key=self.shown_key(key),
-                    succeeded=succeeded,
-                    asked=asked,
-                    ok=ok,
-                )
+            self._event(
+                MergeFinished,
+                namespace=namespace,
+                key=key,
+                succeeded=succeeded,
+                asked=asked,
+                ok=ok,
             )
 
     def fetch_finished(
@@ -347,17 +291,15 @@ class Telemetry:
             )
 
         if self._sinks:
-            self._emit(
-                FetchFinished(
-                    at=self._clock(),
-                    namespace=namespace,
-                    key=self.shown_key(key),
-                    strategy=strategy,
-                    source=source,
-                    ok=ok,
-                    stale=stale,
-                    duration=duration,
-                )
+            self._event(
+                FetchFinished,
+                namespace=namespace,
+                key=key,
+                strategy=strategy,
+                source=source,
+                ok=ok,
+                stale=stale,
+                duration=duration,
             )
 
     def batch_looked_up(
@@ -371,15 +313,10 @@ class Telemetry:
 
         for key in keys:
             found = cached.get(key)
-            shown = self.shown_key(key)
             if found is not None and found.fresh:
-                event: Event = CacheHit(
-                    at=self._clock(), namespace=namespace, key=shown, age=found.age
-                )
+                self._event(CacheHit, namespace=namespace, key=key, age=found.age)
             else:
-                event = CacheMiss(at=self._clock(), namespace=namespace, key=shown)
-
-            self._emit(event)
+                self._event(CacheMiss, namespace=namespace, key=key)
 
     def batch_finished(
         self,
@@ -393,17 +330,15 @@ class Telemetry:
         self.stats.fetched_many(namespace, results=summary.total, stale=summary.stale)
         if self._sinks:
             for key, answer in result.results.items():
-                self._emit(
-                    FetchFinished(
-                        at=self._clock(),
-                        namespace=namespace,
-                        key=self.shown_key(key),
-                        strategy="batch",
-                        source=answer.source,
-                        ok=answer.ok,
-                        stale=answer.stale,
-                        duration=duration,
-                    )
+                self._event(
+                    FetchFinished,
+                    namespace=namespace,
+                    key=key,
+                    strategy="batch",
+                    source=answer.source,
+                    ok=answer.ok,
+                    stale=answer.stale,
+                    duration=duration,
                 )
 
         logger.info(
@@ -479,6 +414,17 @@ class Telemetry:
                 break
 
         return ready
+
+    def _event(
+        self,
+        kind: type[Event],
+        *,
+        key: str | None = None,
+        **fields: Any,
+    ) -> None:
+        # Stamps the time and shows the key as configured; callers check
+        # for sinks first, so that nothing is built when nobody listens.
+        self._emit(kind(at=self._clock(), key=self.shown_key(key), **fields))
 
     def _emit(self, event: Event) -> None:
         try:
