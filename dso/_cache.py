@@ -68,6 +68,15 @@ class CacheBackend(Protocol):
     then goes on without it. A backend that keeps its data in the process
     may say so with a class attribute ``in_process = True``: its operations
     then run without a timeout scope.
+
+    Such a backend may also offer ``get_nowait(key)`` and
+    ``set_many_nowait(entries)``: `get` and `set_many` without the
+    checkpoint, done at once. The orchestrator's cache-hit path then reads
+    through the first and takes one checkpoint of its own, and a fetched
+    value is written through the second before the callers waiting for it
+    wake, so that the next request finds it. ``get_nowait`` may raise
+    `trio.WouldBlock` when it cannot answer without waiting (the tiered
+    backend does, for what only its L2 may hold).
     """
 
     @property

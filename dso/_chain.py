@@ -7,7 +7,8 @@ then writes the cache, unless the key was invalidated meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import trio
@@ -204,8 +205,7 @@ async def run_all(
         sources=sources,
         attempts=attempts,
     )
-    call.publish(result)
-    await _store(key, space, value, partial, call, cache)
+    await _publish_and_store(result, space, partial, call, cache)
     return result
 
 
@@ -219,8 +219,7 @@ async def _succeed(
     cache: TypedCache,
 ) -> FetchResult[Any]:
     result = _answer(key, space, provider, value, tuple(attempts))
-    call.publish(result)
-    await _store(key, space, value, False, call, cache)
+    await _publish_and_store(result, space, False, call, cache)
     return result
 
 
@@ -238,17 +237,18 @@ async def _fail(
 
     # Only when every provider was asked and said so: a provider that was
     # down or skipped might know the key.
-    call.publish(result)
-    with trio.CancelScope(shield=True):
-        await cache.write_not_found(space, [key], remember_for)
-
+    await _publish_then_write(
+        call,
+        result,
+        functools.partial(cache.write_not_found_nowait, space, [key], remember_for),
+        functools.partial(cache.write_not_found, space, [key], remember_for),
+    )
     return result
 
 
-async def _store(
-    key: str,
+async def _publish_and_store(
+    result: FetchResult[Any],
     space: BoundNamespace,
-    value: object,
     partial: bool,
     call: SharedCall[FetchResult[Any]],
     cache: TypedCache,
@@ -258,10 +258,39 @@ async def _store(
     # newer one; needs a version checked at write time (issue 5's Redis
     # backend is where it matters).
     if call.superseded:
+        call.publish(result)
         return
 
+    key, value = result.key, result.data
+    await _publish_then_write(
+        call,
+        result,
+        functools.partial(cache.write_nowait, space, key, value, partial=partial),
+        functools.partial(cache.write, space, key, value, partial=partial),
+    )
+
+
+async def _publish_then_write(
+    call: SharedCall[FetchResult[Any]],
+    result: FetchResult[Any],
+    write_nowait: Callable[[], None],
+    write: Callable[[], Awaitable[None]],
+) -> None:
+    # A cache in this process is written first, at once, so that a request
+    # made as soon as the waiters wake finds the value. Any other is
+    # written after they have the answer, so that none waits for a round
+    # trip.
+    try:
+        write_nowait()
+    except trio.WouldBlock:
+        pass
+    else:
+        call.publish(result)
+        return
+
+    call.publish(result)
     # Shielded, so that closing the orchestrator right after a fetch (as a
     # command-line run does) still keeps its answer; the cache's own
     # timeout bounds the wait.
     with trio.CancelScope(shield=True):
-        await cache.write(space, key, value, partial=partial)
+        await write()

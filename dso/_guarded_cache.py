@@ -91,6 +91,16 @@ class GuardedBackend:
             on_transition=self._log_transition,
         )
         self.in_process = bool(getattr(backend, "in_process", False))
+        self._get_nowait: Callable[[str], object] | None = (
+            getattr(backend, "get_nowait", None) if self.in_process else None
+        )
+        self._set_many_nowait: Callable[[Mapping[str, CacheEntry]], None] | None = (
+            getattr(backend, "set_many_nowait", None) if self.in_process else None
+        )
+        self.reads_at_once = self._get_nowait is not None
+        """Whether `get_nowait` can answer (else it raises `trio.WouldBlock`)."""
+        self.writes_at_once = self._set_many_nowait is not None
+        """Whether `set_many_nowait` can write (else it raises `trio.WouldBlock`)."""
         self._timeout = timeout
         self._errors = 0
         self._skipped = 0
@@ -130,6 +140,36 @@ class GuardedBackend:
         self.breaker.record_success(permit)
         return entry
 
+    def get_nowait(self, key: str) -> CacheEntry | None:
+        """Return the entry under *key* without waiting; ``None`` on failure.
+
+        Raises:
+            trio.WouldBlock: The backend cannot answer without waiting: it
+                is not in this process, offers no ``get_nowait``, or says so.
+        """
+        get_nowait = self._get_nowait
+        if get_nowait is None:
+            raise trio.WouldBlock
+
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            self._skipped += 1
+            return None
+
+        try:
+            entry = get_nowait(key)
+            if entry is not None and not isinstance(entry, CacheEntry):
+                raise _not_an_entry(entry)
+        except trio.WouldBlock:
+            self.breaker.release(permit)
+            raise
+        except Exception:
+            self._failed(permit, "read")
+            return None
+
+        self.breaker.record_success(permit)
+        return entry
+
     async def get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         """Return the entries found under *keys*; none when the backend fails."""
         if self.in_process:
@@ -138,6 +178,29 @@ class GuardedBackend:
             return await self._run("read", lambda: self.backend.get_many(keys), {})
 
         return await self._run("read", lambda: self._get_many(keys), {})
+
+    def set_many_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store the entries at once, or skip them when the backend fails.
+
+        Raises:
+            trio.WouldBlock: The backend cannot write without waiting.
+        """
+        set_many_nowait = self._set_many_nowait
+        if set_many_nowait is None:
+            raise trio.WouldBlock
+
+        permit = self.breaker.try_acquire()
+        if permit is None:
+            self._skipped += 1
+            return
+
+        try:
+            set_many_nowait(entries)
+        except Exception:
+            self._failed(permit, "write")
+            return
+
+        self.breaker.record_success(permit)
 
     async def set(self, key: str, entry: CacheEntry) -> None:
         """Store *entry* under *key*, or skip it when the backend fails."""

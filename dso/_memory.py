@@ -37,8 +37,9 @@ class MemoryCache:
     """Entries in a dict, the least recently used evicted first.
 
     Reads and writes are O(1). An entry past its ``expires_at`` is dropped
-    when it is read. Every method is a trio checkpoint, like trio's own;
-    a cancelled write has not happened.
+    when it is read. Every async method is a trio checkpoint, like trio's
+    own; a cancelled write has not happened. `get_nowait` and
+    `set_many_nowait` do without one.
 
     Args:
         clock: Tells the time entries expire by.
@@ -79,6 +80,15 @@ class MemoryCache:
     async def get(self, key: str) -> CacheEntry | None:
         """Return the live entry under *key*, or ``None``."""
         await trio.lowlevel.checkpoint()
+        return self.get_nowait(key)
+
+    def get_nowait(self, key: str) -> CacheEntry | None:
+        """Return the live entry under *key*, or ``None``, without a checkpoint.
+
+        What `get` does, for a caller that takes its own checkpoint: the
+        orchestrator's cache-hit path, which then needs no coroutine down
+        here.
+        """
         # _lookup, inlined: this is the cache hit's own path.
         entry = self._entries.get(key)
         if entry is None or self._clock() >= entry.expires_at:
@@ -119,6 +129,16 @@ class MemoryCache:
     async def set_many(self, entries: Mapping[str, CacheEntry]) -> None:
         """Store several entries, evicting the least recently used."""
         await trio.lowlevel.checkpoint()
+        self.set_many_nowait(entries)
+
+    def set_many_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store several entries at once, without a checkpoint.
+
+        What `set_many` does, for a caller that must have the entries in
+        place before anything else runs: the orchestrator writes a fetched
+        value this way before its waiters wake, so that the next request
+        finds it.
+        """
         now = self._clock()
         for key, entry in entries.items():
             self._store(key, entry, now)

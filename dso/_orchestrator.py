@@ -77,6 +77,14 @@ USE_DEFAULT: Final = _UseDefault.USE_DEFAULT
 switches a limit off."""
 
 
+class _NotRead(enum.Enum):
+    # The cache was not read yet: its backend cannot answer without waiting.
+    NOT_READ = enum.auto()
+
+
+_NOT_READ: Final = _NotRead.NOT_READ
+
+
 class _Foreground(NamedTuple):
     # The origin of a shared call a caller started after finding no fresh
     # value for its tier (see `SharedCall.origin`); refreshes have none.
@@ -240,6 +248,13 @@ class Orchestrator:
         chain = self._chain(providers, space)
         deadline = self._deadline(timeout)
         hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
+        cached = self._read_at_once(space, key, tier)
+        if type(cached) is CachedValue and cached.fresh and not cached.not_found:
+            # The hit path: no coroutine below this one, one checkpoint.
+            await trio.lowlevel.checkpoint()
+            self._telemetry.fresh_hit_served("fallback", space.name, key, cached.age)
+            return _fresh_from_cache(key, space, cached)
+
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
@@ -254,6 +269,7 @@ class Orchestrator:
             space,
             _call_key(space, key, names, hedge),
             fetch,
+            cached,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -313,6 +329,12 @@ class Orchestrator:
             len(chain),
         )
 
+        cached = self._read_at_once(space, key, tier)
+        if type(cached) is CachedValue and cached.fresh and not cached.not_found:
+            await trio.lowlevel.checkpoint()
+            self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
+            return _fresh_from_cache(key, space, cached)
+
         names = tuple(guarded.name for guarded in chain)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
@@ -330,6 +352,7 @@ class Orchestrator:
             space,
             (space.name, key, "merge", names, strategy, needed),
             fetch,
+            cached,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -666,6 +689,7 @@ class Orchestrator:
         space: BoundNamespace,
         call_key: tuple[object, ...],
         body: RunShared[FetchResult[Any]],
+        cached: CachedValue | _NotRead | None,
         *,
         tier: str | None,
         allow_stale: bool,
@@ -678,6 +702,7 @@ class Orchestrator:
             space,
             call_key,
             body,
+            cached,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -700,47 +725,43 @@ class Orchestrator:
         space: BoundNamespace,
         call_key: tuple[object, ...],
         body: RunShared[FetchResult[Any]],
+        cached: CachedValue | _NotRead | None,
         *,
         tier: str | None,
         allow_stale: bool,
         deadline: float,
         revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
-        # The path both fallback and merge take: cache, stale-while-
-        # revalidate, then the shared call, then stale fallback. Only the
-        # cache read needs a scope that closing cancels: afterwards the
-        # caller waits on a shared call, which closing ends with
-        # OrchestratorClosed.
+        # The path both fallback and merge take after a fresh hit was ruled
+        # out: the cache, stale-while-revalidate, then the shared call, then
+        # stale fallback. *cached* is what a backend in this process
+        # answered at once, if it could. Only a cache read needs a scope
+        # that closing cancels: afterwards the caller waits on a shared
+        # call, which closing ends with OrchestratorClosed.
         revalidate = _seconds(
             "revalidate_within", revalidate_within, space.settings.revalidate_within
         )
-        running = self._inflight.running(call_key)
-        if (
-            running is not None
-            and running.origin == _Foreground(tier)
-            and not running.done.is_set()
-        ):
-            # A caller of this tier found no fresh value moments ago and
-            # its call is still out: this one would find the same, so it
-            # joins at once, and reads the cache only if it needs a stale
-            # value to fall back on. (A background refresh is not joined
-            # this way: revalidation serves the stale value at once.)
-            self._telemetry.cache_miss(space.name, key)
-            result = await self._shared(call_key, body, key, space, deadline, tier)
-            if result.ok or not allow_stale:
-                return result
+        if cached is _NOT_READ:
+            running = self._inflight.running(call_key)
+            if (
+                running is not None
+                and running.origin == _Foreground(tier)
+                and not running.done.is_set()
+            ):
+                # A caller of this tier found no fresh value moments ago and
+                # its call is still out: this one would find the same, so
+                # it joins at once, and reads the cache, a round trip, only
+                # if it needs a stale value to fall back on. (A background
+                # refresh is not joined this way: revalidation serves the
+                # stale value at once.)
+                self._telemetry.cache_miss(space.name, key)
+                result = await self._shared(call_key, body, key, space, deadline, tier)
+                if result.ok or not allow_stale:
+                    return result
 
-            cached = await self._read_cache(space, key, tier)
-            return self._with_stale(result, cached, allow_stale)
+                cached = await self._read_cache(space, key, tier)
+                return self._with_stale(result, cached, allow_stale)
 
-        if self._cache.in_process:
-            # The hit path: one coroutine layer fewer than _read_cache.
-            # TODO: a memory hit costs about 3.4 checkpoints against issue
-            # 5's target of 2: six coroutine layers down to the memory
-            # backend's checkpoint, the operator's stats and log checks
-            # (about a third since telemetry came), the frozen FetchResult.
-            cached = await self._cache.read(space, key, tier)
-        else:
             cached = await self._read_cache(space, key, tier)
 
         if cached is not None and cached.fresh:
@@ -763,6 +784,15 @@ class Orchestrator:
 
         result = await self._shared(call_key, body, key, space, deadline, tier)
         return self._with_stale(result, cached, allow_stale)
+
+    def _read_at_once(
+        self, space: BoundNamespace, key: str, tier: str | None
+    ) -> CachedValue | _NotRead | None:
+        # A backend in this process answers without a coroutine or a scope.
+        try:
+            return self._cache.read_nowait(space, key, tier)
+        except trio.WouldBlock:
+            return _NOT_READ
 
     async def _read_cache(
         self, space: BoundNamespace, key: str, tier: str | None
@@ -986,6 +1016,15 @@ def _redacted_logger_names() -> list[str]:
         name for name in known if name.startswith(tuple(f"{root}." for root in roots))
     ]
     return [*roots, *sorted(children)]
+
+
+def _fresh_from_cache(
+    key: str, space: BoundNamespace, cached: CachedValue
+) -> FetchResult[Any]:
+    # Positional: on the hit path, keywords make this call twice as slow.
+    return FetchResult(
+        key, space.name, cached.value, CACHE_SOURCE, True, False, cached.age
+    )
 
 
 def _from_cache(

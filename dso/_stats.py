@@ -184,7 +184,10 @@ class StatsAggregator:
 
     def __init__(self, window: float = 300.0) -> None:
         self._window = window
-        self._started = trio.current_time()
+        # The run's clock, held directly: read on every cache hit, and
+        # trio.current_time() looks the run up each time.
+        self._now = trio.lowlevel.current_clock().current_time
+        self._started = self._now()
         self._namespaces: dict[str, _NamespaceTally] = {}
         self._providers: dict[str, _ProviderTally] = {}
         self._checks: dict[str, bool] = {}
@@ -203,14 +206,21 @@ class StatsAggregator:
         else:
             tally.misses += 1
 
-        tally.recent.record(failed=not hit, slow=False, now=trio.current_time())
+        tally.recent.record(failed=not hit, slow=False, now=self._now())
+
+    def fresh_hit(self, namespace: str) -> None:
+        """Count a fetch answered by a fresh cached value: a hit, and a result."""
+        tally = self._namespaces.get(namespace) or self._namespace(namespace)
+        tally.hits += 1
+        tally.fetches += 1
+        tally.recent.record_many(1, 0, 0, now=self._now())
 
     def lookups(self, namespace: str, *, hits: int, misses: int) -> None:
         """Count a batch's cache lookups at once."""
         tally = self._namespace(namespace)
         tally.hits += hits
         tally.misses += misses
-        tally.recent.record_many(hits + misses, misses, 0, now=trio.current_time())
+        tally.recent.record_many(hits + misses, misses, 0, now=self._now())
 
     def fetched_many(self, namespace: str, *, results: int, stale: int) -> None:
         """Count a batch's results at once, *stale* of them stale."""
@@ -218,7 +228,7 @@ class StatsAggregator:
         tally.fetches += results
         tally.stale += stale
         if stale:
-            tally.recent.record_many(stale, 0, stale, now=trio.current_time())
+            tally.recent.record_many(stale, 0, stale, now=self._now())
 
     def fetched(self, namespace: str, *, stale: bool) -> None:
         """Count a result returned, and whether it was stale."""
@@ -227,7 +237,7 @@ class StatsAggregator:
         if stale:
             tally.stale += 1
             # A zero-call entry: it moves the stale share, not the hit rate.
-            tally.recent.record(failed=False, slow=True, now=trio.current_time())
+            tally.recent.record(failed=False, slow=True, now=self._now())
 
     def attempt(self, provider: str, code: ErrorCode | None, duration: float) -> None:
         """Count a provider call that ended with *code* (``None``: success)."""
@@ -240,7 +250,7 @@ class StatsAggregator:
             tally.failures[code.value] += 1
 
         counts_against = code is not None and code not in HEALTHY_CODES
-        tally.recent.record(failed=counts_against, slow=False, now=trio.current_time())
+        tally.recent.record(failed=counts_against, slow=False, now=self._now())
 
     def skip(self, provider: str, reason: ErrorCode) -> None:
         """Count a provider call not made, and why."""

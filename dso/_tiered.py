@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import attrs
+import trio
 
 from ._cache import CacheBackend, CacheEntry, WallClock
 from ._config import CacheSettings
@@ -56,6 +57,8 @@ class TieredCache:
         self.l2 = l2
         self._clock = clock
         self._l1_ttl = l1_ttl
+        self.reads_at_once = l1.reads_at_once
+        """Whether `get_nowait` may answer, from L1."""
         # Bumped as a delete starts and ends: a read that overlapped one
         # may hold what was deleted, and must not copy it back into L1.
         self._deletes = 0
@@ -77,6 +80,19 @@ class TieredCache:
         entry = await self.l2.get(key)
         if entry is not None and deletes == self._deletes:
             await self._fill_l1({key: entry})
+
+        return entry
+
+    def get_nowait(self, key: str) -> CacheEntry | None:
+        """Return L1's entry under *key*, without waiting.
+
+        Raises:
+            trio.WouldBlock: L1 holds none (or cannot answer at once):
+                only L2 may, and asking it takes a round trip.
+        """
+        entry = self.l1.get_nowait(key)
+        if entry is None:
+            raise trio.WouldBlock
 
         return entry
 

@@ -14,10 +14,11 @@ extension type, which the codec never writes and refuses to read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
+import trio
 
 from ._cache import CacheBackend, CacheEntry, WallClock
 from ._codec import Codec, CodecError, is_immutable
@@ -113,6 +114,16 @@ class TypedCache:
         for guard in self._guards.values():
             guard.listener = listener
         self._in_process = bool(getattr(self._store, "in_process", False))
+        self._get_nowait: Callable[[str], CacheEntry | None] | None = (
+            getattr(self._store, "get_nowait", None)
+            if getattr(self._store, "reads_at_once", False)
+            else None
+        )
+        self._set_many_nowait: Callable[[Mapping[str, CacheEntry]], None] | None = (
+            getattr(self._store, "set_many_nowait", None)
+            if getattr(self._store, "writes_at_once", False)
+            else None
+        )
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
         """Return each guarded backend's breaker state and failures, by label."""
@@ -160,6 +171,54 @@ class TypedCache:
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
         entry = await self._store.get(self.key_for(namespace, key))
+        return self._judge(namespace, key, entry, tier)
+
+    def read_nowait(
+        self, namespace: BoundNamespace, key: str, tier: str | None
+    ) -> CachedValue | None:
+        """Return what `read` would, without waiting, or raise `trio.WouldBlock`.
+
+        A backend in this process that offers ``get_nowait`` (memory, and
+        a tiered backend's memory L1) answers at once; the caller takes
+        the checkpoint.
+
+        Raises:
+            trio.WouldBlock: The backend cannot answer without waiting.
+        """
+        get_nowait = self._get_nowait
+        if get_nowait is None:
+            raise trio.WouldBlock
+
+        entry = get_nowait(self.key_for(namespace, key))
+        if entry is None:
+            self.counters.misses += 1
+            return None
+
+        kept = entry.decoded
+        if kept is None or entry.partial or kept[0] is not namespace.value_type:
+            return self._judge(namespace, key, entry, tier)
+
+        # A fresh value kept decoded, judged inline: the cache hit's path.
+        now = self._clock()
+        age = now - entry.stored_at
+        fresh_for = self._freshness.get((namespace.name, tier, False))
+        if fresh_for is None:
+            fresh_for = self._fresh_for(namespace.name, tier, False)
+
+        if not 0.0 <= age < fresh_for or now >= entry.expires_at:
+            return self._judge(namespace, key, entry, tier)
+
+        self.counters.hits += 1
+        return CachedValue(kept[1], age, True)
+
+    def _judge(
+        self,
+        namespace: BoundNamespace,
+        key: str,
+        entry: CacheEntry | None,
+        tier: str | None,
+    ) -> CachedValue | None:
+        # What a read found, made servable (or not) for the tier, counted.
         cached = None
         if entry is not None:
             now = self._clock()
@@ -266,6 +325,22 @@ class TypedCache:
         """Store *value* for *key*; a value or backend that fails is skipped."""
         await self.write_many(namespace, {key: value}, partial=partial)
 
+    def write_nowait(
+        self, namespace: BoundNamespace, key: str, value: object, *, partial: bool
+    ) -> None:
+        """Store *value* for *key* at once, as `write` does, or raise.
+
+        Raises:
+            trio.WouldBlock: The backend cannot write without waiting;
+                nothing was stored.
+        """
+        write = self._set_many_nowait
+        if write is None:
+            raise trio.WouldBlock
+
+        entries = self._entries(namespace, {key: value}, partial)
+        self._put_nowait(write, namespace, entries)
+
     async def write_many(
         self,
         namespace: BoundNamespace,
@@ -278,9 +353,44 @@ class TypedCache:
         Nothing is stored when the namespace's lifetime (fresh and stale
         windows) is 0.
         """
+        await self._put(namespace, self._entries(namespace, values, partial))
+
+    async def write_not_found(
+        self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
+    ) -> None:
+        """Remember for *seconds* that every provider said NOT_FOUND for *keys*."""
+        await self._put(namespace, self._not_found_entries(namespace, keys, seconds))
+
+    def write_not_found_nowait(
+        self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
+    ) -> None:
+        """Remember NOT_FOUND at once, as `write_not_found` does, or raise.
+
+        Raises:
+            trio.WouldBlock: The backend cannot write without waiting;
+                nothing was stored.
+        """
+        write = self._set_many_nowait
+        if write is None:
+            raise trio.WouldBlock
+
+        entries = self._not_found_entries(namespace, keys, seconds)
+        self._put_nowait(write, namespace, entries)
+
+    async def delete(self, namespace: BoundNamespace, key: str) -> None:
+        """Remove *key*'s entry from every tier of the backend.
+
+        Raises:
+            CacheError: The backend failed to; the entry may still be there.
+        """
+        await self._store.delete(self.key_for(namespace, key))
+
+    def _entries(
+        self, namespace: BoundNamespace, values: Mapping[str, object], partial: bool
+    ) -> dict[str, CacheEntry]:
         lifetime = self._ttl.lifetime_for(namespace.name)
         if lifetime <= 0:
-            return
+            return {}
 
         now = self._clock()
         entries = {}
@@ -295,39 +405,39 @@ class TypedCache:
 
                 entries[self.key_for(namespace, key)] = entry
 
-        await self._put(namespace, entries)
+        return entries
 
-    async def write_not_found(
+    def _not_found_entries(
         self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
-    ) -> None:
-        """Remember for *seconds* that every provider said NOT_FOUND for *keys*."""
+    ) -> dict[str, CacheEntry]:
         if seconds <= 0 or not keys:
-            return
+            return {}
 
         now = self._clock()
         entry = CacheEntry(NOT_FOUND_PAYLOAD, now, now + seconds)
-        await self._put(
-            namespace, {self.key_for(namespace, key): entry for key in keys}
-        )
-
-    async def delete(self, namespace: BoundNamespace, key: str) -> None:
-        """Remove *key*'s entry from every tier of the backend.
-
-        Raises:
-            CacheError: The backend failed to; the entry may still be there.
-        """
-        await self._store.delete(self.key_for(namespace, key))
+        return {self.key_for(namespace, key): entry for key in keys}
 
     async def _put(
         self, namespace: BoundNamespace, entries: Mapping[str, CacheEntry]
     ) -> None:
-        if not entries:
-            return
+        if entries:
+            await self._store.set_many(entries)
+            self._wrote(namespace, len(entries))
 
-        await self._store.set_many(entries)
-        self.counters.writes += len(entries)
+    def _put_nowait(
+        self,
+        write: Callable[[Mapping[str, CacheEntry]], None],
+        namespace: BoundNamespace,
+        entries: Mapping[str, CacheEntry],
+    ) -> None:
+        if entries:
+            write(entries)
+            self._wrote(namespace, len(entries))
+
+    def _wrote(self, namespace: BoundNamespace, entries: int) -> None:
+        self.counters.writes += entries
         if self._listener is not None:
-            self._listener.cache_written(namespace.name, len(entries))
+            self._listener.cache_written(namespace.name, entries)
 
     def _decode(
         self,

@@ -112,11 +112,13 @@ class TimeWindow:
     def record_many(self, calls: int, failures: int, slow: int, *, now: float) -> None:
         """Add *calls* outcomes at once, *failures* and *slow* of them so."""
         second = math.floor(now)
-        self._expire(second)
-        if not self._buckets or self._buckets[-1][0] != second:
-            self._buckets.append([second, 0, 0, 0])
+        bucket = self._buckets[-1] if self._buckets else None
+        if bucket is None or bucket[0] != second:
+            # Nothing expires within a second: only a new one needs a look.
+            self._expire(second)
+            bucket = [second, 0, 0, 0]
+            self._buckets.append(bucket)
 
-        bucket = self._buckets[-1]
         bucket[1] += calls
         bucket[2] += failures
         bucket[3] += slow

@@ -284,3 +284,117 @@ class SurrogateRefusingBackend(FakeCacheBackend):
         for key in keys:
             key.encode()
         await super()._enter(operation, keys)
+
+
+class InProcessBackend(FakeCacheBackend):
+    """A backend in this process, answering at once or failing as told."""
+
+    in_process = True
+
+    def __init__(self) -> None:
+        super().__init__(TrioWallClock())
+        self.junk: object = None
+        self.reads_at_once = 0
+
+    def get_nowait(self, key: str) -> dso.CacheEntry | None:
+        self.reads_at_once += 1
+        if self.down:
+            raise ConnectionError("scripted outage")
+        if self.junk is not None:
+            return self.junk  # type: ignore[return-value]
+        return self.entries.get_nowait(key)
+
+
+def guard(backend: dso.CacheBackend) -> GuardedBackend:
+    return GuardedBackend(
+        backend, label="fake", timeout=1, breaker=BreakerSettings(threshold=2)
+    )
+
+
+async def test_a_backend_across_the_network_is_never_read_at_once() -> None:
+    """get_nowait says it would block unless the backend lives in this process."""
+    guarded = guard(FakeCacheBackend(TrioWallClock()))
+
+    with pytest.raises(trio.WouldBlock):
+        guarded.get_nowait("k")
+
+    assert (False, False) == (guarded.reads_at_once, guarded.writes_at_once)
+
+
+async def test_reading_at_once_from_a_failing_backend_is_a_miss_behind_a_breaker() -> (
+    None
+):
+    """Failures and junk read at once are counted misses; then the breaker opens."""
+    backend = InProcessBackend()
+    guarded = guard(backend)
+    backend.junk = b"\x01"
+    junk = guarded.get_nowait("k")
+    backend.junk = None
+    backend.down = True
+
+    found = [guarded.get_nowait("k") for _ in range(3)]
+    stats = guarded.statistics()
+
+    assert (None, [None, None, None]) == (junk, found)
+    assert (dso.BreakerState.OPEN, 2, 2) == (stats.state, stats.errors, stats.skipped)
+    assert 2 == backend.reads_at_once
+
+
+async def test_an_in_process_backend_without_get_nowait_is_read_by_waiting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A plugin's in-process backend that offers only get still serves hits."""
+
+    class WaitingBackend(FakeCacheBackend):
+        in_process = True
+
+    provider = FakeProvider("p", {"K0": 0})
+    backend = WaitingBackend(TrioWallClock())
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+            again = await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+
+    assert (0, True, 1) == (again.data, again.cached, len(provider.calls))
+
+
+async def test_a_fetched_value_is_written_at_once_where_the_backend_can(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An in-process backend is written through set_many_nowait, not set_many."""
+
+    class AtOnceBackend(InProcessBackend):
+        def set_many_nowait(self, entries: dict[str, dso.CacheEntry]) -> None:
+            self.calls.append(("set_many_nowait", tuple(entries)))
+            self.entries.set_many_nowait(entries)
+
+    provider = FakeProvider("p", {"K0": 0})
+    backend = AtOnceBackend()
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[provider], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+            again = await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+
+    writes = [call[0] for call in backend.calls if call[0].startswith("set")]
+    assert (True, ["set_many_nowait"]) == (again.cached, writes)
+
+
+async def test_a_write_at_once_that_fails_is_skipped_and_counted() -> None:
+    """set_many_nowait on a failing backend stores nothing and raises nothing."""
+
+    class FailingWrites(InProcessBackend):
+        def set_many_nowait(self, entries: dict[str, dso.CacheEntry]) -> None:
+            raise ConnectionError("scripted outage")
+
+    guarded = guard(FailingWrites())
+    clock = TrioWallClock()
+
+    guarded.set_many_nowait({"k": dso.CacheEntry(b"\x01", clock(), clock() + 60)})
+
+    assert (1, None) == (guarded.statistics().errors, guarded.get_nowait("k"))

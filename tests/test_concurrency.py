@@ -14,7 +14,8 @@ import trio
 import trio.testing
 
 import dso
-from dso.testing import Delay, FakeProvider, Hang
+from dso._clock import TrioWallClock
+from dso.testing import Delay, FakeCacheBackend, FakeProvider, Hang
 
 
 @asynccontextmanager
@@ -23,6 +24,7 @@ async def orchestrator(
 ) -> AsyncIterator[dso.Orchestrator]:
     namespace = {"ttl": {"fresh": 60, "stale": 3600}}
     namespace.update(settings.pop("namespace", {}))
+    cache = settings.pop("cache", None)
     config = dso.Config.from_dict(
         {
             "plugins": {"autoload": False},
@@ -40,7 +42,9 @@ async def orchestrator(
         }
     )
     with trio.fail_after(3600):
-        async with dso.open_orchestrator(config, providers=providers) as orch:
+        async with dso.open_orchestrator(
+            config, providers=providers, cache=cache
+        ) as orch:
             yield orch
             await trio.testing.wait_all_tasks_blocked()
             assert 0 == orch.statistics().calls_in_flight
@@ -640,10 +644,31 @@ async def test_a_batch_claim_outlives_the_requests_that_left_it(
     assert (1, 1) == (later.data, len(provider.calls))
 
 
-async def test_a_late_request_joins_the_call_without_reading_the_cache(
+async def test_a_late_request_joins_the_call_without_a_cache_round_trip(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """A request arriving while its key's call runs joins it, with no cache read."""
+    """A request arriving while its key's call runs joins it, reading no backend."""
+    provider = FakeProvider("p", {"A": 1}, delay=5)
+    backend = FakeCacheBackend(TrioWallClock())
+
+    async with (
+        orchestrator(provider, cache=backend) as orch,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(fetch, orch, "A", "p")
+        await trio.sleep(1)
+        late = await fetch(orch, "A", "p")
+        stats = orch.statistics()
+
+    reads = [call for call in backend.calls if call[0].startswith("get")]
+    assert (1, False) == (late.data, late.cached)
+    assert (1, 1, 1) == (len(provider.calls), len(reads), stats.dedup_joins)
+
+
+async def test_a_late_request_looks_in_a_memory_cache_and_joins_the_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With the cache in this process, a late request reads it at once, then joins."""
     provider = FakeProvider("p", {"A": 1}, delay=5)
 
     async with orchestrator(provider) as orch, trio.open_nursery() as nursery:
@@ -653,7 +678,22 @@ async def test_a_late_request_joins_the_call_without_reading_the_cache(
         stats = orch.statistics()
 
     assert (1, False) == (late.data, late.cached)
-    assert (1, 1, 1) == (len(provider.calls), stats.cache_misses, stats.dedup_joins)
+    assert (1, 2, 1) == (len(provider.calls), stats.cache_misses, stats.dedup_joins)
+
+
+async def test_the_next_request_after_a_fetch_is_a_cache_hit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A fetched value is in a memory cache before its caller gets it back."""
+    provider = FakeProvider("p", {"A": 1})
+
+    async with orchestrator(provider) as orch:
+        first = await fetch(orch, "A", "p")
+        second = await fetch(orch, "A", "p")
+        stats = orch.statistics()
+
+    assert (False, True) == (first.cached, second.cached)
+    assert (1, 1, 0) == (stats.cache_hits, stats.cache_misses, stats.dedup_joins)
 
 
 async def test_a_joined_call_that_fails_falls_back_to_the_stale_value(

@@ -339,6 +339,20 @@ class MemoryCacheMachine(RuleBasedStateMachine):
 
         assert expected == actual
 
+    @rule(key=_model_keys, size=st.integers(0, 14), lifetime=st.integers(1, 10))
+    def set_many_nowait(self, key: str, size: int, lifetime: int) -> None:
+        stored = CacheEntry(b"y" * size, self.clock.now, self.clock.now + lifetime)
+        self.cache.set_many_nowait({key: stored})
+        self.model.store(key, stored, self.clock.now)
+
+    @rule(key=_model_keys)
+    def get_nowait(self, key: str) -> None:
+        expected = self.model.lookup(key, self.clock.now)
+
+        actual = self.cache.get_nowait(key)
+
+        assert expected == actual
+
     @rule(keys=st.lists(_model_keys, max_size=4))
     def get_many(self, keys: list[str]) -> None:
         expected = {}

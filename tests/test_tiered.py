@@ -331,3 +331,45 @@ async def test_a_delete_during_an_l2_read_is_not_undone_by_the_l1_fill(
             l2.gate.set()
 
     assert None is await l1.get("k")
+
+
+async def test_get_nowait_answers_from_l1_and_defers_the_rest_to_l2() -> None:
+    """An L1 entry comes back at once; a key only L2 may hold would block."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock)
+    await l1.set("in-l1", entry(clock))
+    await l2.set("in-l2", entry(clock))
+
+    found = cache.get_nowait("in-l1")
+    with pytest.raises(trio.WouldBlock):
+        cache.get_nowait("in-l2")
+
+    assert entry(clock) == found
+    assert [] == [call for call in l2.calls if call[0] == "get"]
+
+
+async def test_an_orchestrator_serves_l1_hits_at_once_and_l2_hits_by_reading() -> None:
+    """Through a tiered cache, an L1 hit and an L2-only hit are both cache hits."""
+    provider = FakeProvider("p", {"A": 1, "B": 2})
+    clock = FakeWallClock()
+    cache, _, l2 = tiered(clock)
+    config = dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 600}}},
+        }
+    )
+
+    async with dso.open_orchestrator(config, providers=[provider], cache=cache) as orch:
+        clock.now = orch._cache._clock()
+        await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+        await orch.fetch_with_fallback("B", ["p"], namespace="quotes")
+        await cache.l1.delete(orch._cache.key_for(orch._namespace("quotes"), "B"))
+        l2.calls.clear()
+        with trio.fail_after(10):
+            a = await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            b = await orch.fetch_with_fallback("B", ["p"], namespace="quotes")
+
+    l2_reads = [call for call in l2.calls if call[0] == "get"]
+    assert [(1, True), (2, True)] == [(a.data, a.cached), (b.data, b.cached)]
+    assert (2, 1) == (len(provider.calls), len(l2_reads))

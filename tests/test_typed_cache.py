@@ -3,11 +3,13 @@
 from typing import Any
 
 import attrs
+import pytest
 import trio
+import trio.testing
 
 from dso._clock import TrioWallClock
 from dso._codec import Codec
-from dso._config import NamespaceSettings
+from dso._config import NamespaceSettings, TtlSettings
 from dso._memory import MemoryCache
 from dso._namespace import BoundNamespace, Namespace
 from dso._ttl import TtlTable
@@ -97,3 +99,61 @@ async def test_a_kept_value_of_another_type_is_not_served() -> None:
 
     assert read is not None
     assert ({"x": 1, "labels": []}, 1) == (read.value, codec.decodes)
+
+
+@pytest.mark.parametrize(
+    ("value_type", "value", "partial", "age", "tier"),
+    [
+        (Point, Point(1), False, 10, None),
+        (Point, Point(1), False, 10, "pro"),
+        (Point, Point(1), False, 100, None),
+        (Point, Point(1), True, 10, None),
+        (Point, Point(1), True, 40, None),
+        (list[int], [1, 2], False, 10, None),
+        (list[int], [1, 2], False, 100, None),
+        (Point, Point(1), False, 5000, None),
+        (Point, None, False, 10, None),
+    ],
+    ids=[
+        "fresh",
+        "stale-for-a-tier",
+        "stale",
+        "partial-fresh",
+        "partial-stale",
+        "mutable-fresh",
+        "mutable-stale",
+        "expired",
+        "absent",
+    ],
+)
+async def test_reading_at_once_finds_what_reading_by_waiting_finds(
+    autojump_clock: trio.testing.MockClock,
+    value_type: Any,
+    value: Any,
+    partial: bool,
+    age: float,
+    tier: str | None,
+) -> None:
+    """read_nowait and read agree on value, freshness and age, whatever the entry."""
+    clock = TrioWallClock()
+    ttl = TtlTable({"things": TtlSettings(fresh=60, stale=600, tiers={"pro": 5})})
+    cache = TypedCache(
+        MemoryCache(clock=clock, max_entries=10), Codec(), ttl, clock, "dso"
+    )
+    things = space(value_type)
+    if value is not None:
+        await cache.write(things, "k", value, partial=partial)
+    await trio.sleep(age)
+
+    before = attrs.asdict(cache.counters)
+    at_once = cache.read_nowait(things, "k", tier)
+    between = attrs.asdict(cache.counters)
+    waited = await cache.read(things, "k", tier)
+    after = attrs.asdict(cache.counters)
+
+    assert waited == at_once
+    assert counted(before, between) == counted(between, after)
+
+
+def counted(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - count for name, count in before.items()}
