@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -21,9 +21,10 @@ from ._results import (
     BatchResult,
     BatchSummary,
     FetchResult,
+    cache_hits,
     not_found_from_cache,
 )
-from ._typed_cache import CachedValue, TypedCache
+from ._typed_cache import CachedBatch, TypedCache
 
 
 Fallback = Callable[
@@ -80,30 +81,29 @@ class BatchRun:
         self._claims: dict[str, SharedCall[FetchResult[Any]]] = {}
 
         self._keys: list[str] = []
-        self._cached: dict[str, CachedValue] = {}
+        self._found = CachedBatch({}, {})
         self._fetched: dict[str, object] = {}
         self._rescued: dict[str, FetchResult[Any]] = {}
         self._attempts: defaultdict[str, list[Attempt]] = defaultdict(list)
         self._provider_calls = 0
 
     @property
-    def cached(self) -> Mapping[str, CachedValue]:
-        """What `read` found in the cache, by key."""
-        return self._cached
+    def found(self) -> CachedBatch:
+        """What `read` found in the cache."""
+        return self._found
 
     async def read(self, keys: list[str], tier: str | None) -> None:
         """Read the cache for *keys* (distinct, in order) in one round trip."""
         self._keys = keys
-        self._cached = await self._cache.read_many(self._space, keys, tier)
+        self._found = await self._cache.read_many(self._space, keys, tier)
 
     async def fetch(self) -> None:
         """Fetch the misses; cancelling keeps what has arrived."""
-        cached = self._cached
-        misses = [
-            key
-            for key in self._keys
-            if (found := cached.get(key)) is None or not found.fresh
-        ]
+        if len(self._found.hits) == len(self._keys):
+            return
+
+        is_fresh = self._found.is_fresh
+        misses = [key for key in self._keys if not is_fresh(key)]
         if not misses:
             return
 
@@ -174,23 +174,21 @@ class BatchRun:
                 if not self._is_fresh_in_cache(key) and not self._delivered(key):
                     self._attempts[key].append(DEADLINE_PASSED)
 
-        name = self._space.name
-        results = {}
-        # TODO: a fully cached batch costs about 1.1 µs a key beyond one
-        # checkpoint against issue 5's target of 1; the frozen FetchResult
-        # built for every key is half of it.
-        for key in self._keys:
-            cached = self._cached.get(key)
-            if cached is not None and cached.fresh and not cached.not_found:
-                # _result_for's first case, inlined for fully cached batches;
-                # positional, since keywords cost.
-                results[key] = FetchResult(
-                    key, name, cached.value, CACHE_SOURCE, True, False, cached.age
-                )
-            else:
-                results[key] = self._result_for(key, allow_stale)
+        hits = cache_hits(self._space.name, self._found.hits)
+        if len(hits) == len(self._keys):
+            # Every key fresh in the cache: nothing else to look at.
+            return BatchResult(hits, self._summary(len(hits), []))
 
-        return BatchResult(results, self._summary(results))
+        results = {}
+        others = []
+        for key in self._keys:
+            result = hits.get(key)
+            if result is None:
+                result = self._result_for(key, allow_stale)
+                others.append(result)
+            results[key] = result
+
+        return BatchResult(results, self._summary(len(results), others))
 
     def _claim(self, misses: list[str]) -> dict[str, SharedCall[FetchResult[Any]]]:
         # Keys someone is already fetching from the primary are waited
@@ -251,8 +249,7 @@ class BatchRun:
         return key in self._fetched or (joined is not None and joined.ok)
 
     def _is_fresh_in_cache(self, key: str) -> bool:
-        cached = self._cached.get(key)
-        return cached is not None and cached.fresh
+        return self._found.is_fresh(key)
 
     async def _fetch_from_primary(self, misses: list[str]) -> None:
         size = self._primary.max_batch_size
@@ -332,16 +329,11 @@ class BatchRun:
             self._provider_calls += 1
 
     def _result_for(self, key: str, allow_stale: bool) -> FetchResult[Any]:
+        # The keys without a fresh value in the cache (see `result`).
         name = self._space.name
-        cached = self._cached.get(key)
+        cached = self._found.others.get(key)
         if cached is not None and cached.not_found:
             return not_found_from_cache(key, name, cached.age)
-
-        if cached is not None and cached.fresh:
-            # Positional: for a thousand cached keys, keywords cost.
-            return FetchResult(
-                key, name, cached.value, CACHE_SOURCE, True, False, cached.age
-            )
 
         attempts = tuple(self._attempts.get(key, ()))
         joined = self._joined.get(key)
@@ -390,9 +382,12 @@ class BatchRun:
 
         return FetchResult(key, name, attempts=attempts)
 
-    def _summary(self, results: dict[str, FetchResult[Any]]) -> BatchSummary:
-        successful = stale = cached = 0
-        for result in results.values():
+    def _summary(self, total: int, others: list[FetchResult[Any]]) -> BatchSummary:
+        # Of *total* results, all but the *others* are fresh cache hits,
+        # counted without a look.
+        successful = cached = total - len(others)
+        stale = 0
+        for result in others:
             if result.source is None:
                 continue
 
@@ -401,10 +396,11 @@ class BatchRun:
                 stale += 1
             elif result.cached:
                 cached += 1
+
         return BatchSummary(
-            total=len(results),
+            total=total,
             successful=successful,
-            failed=len(results) - successful,
+            failed=total - successful,
             cached=cached,
             fresh=successful - cached - stale,
             stale=stale,

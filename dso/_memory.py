@@ -103,10 +103,12 @@ class MemoryCache:
         await trio.lowlevel.checkpoint()
         now = self._clock()
         held = self._entries
+        entry_at = held.get
+        touch = held.move_to_end
         found = {}
         # _lookup, inlined: a batch may ask for thousands of keys.
         for key in keys:
-            entry = held.get(key)
+            entry = entry_at(key)
             if entry is None:
                 continue
 
@@ -114,7 +116,7 @@ class MemoryCache:
                 self._remove(key)
                 continue
 
-            held.move_to_end(key)
+            touch(key)
             found[key] = entry
 
         self._hits += len(found)

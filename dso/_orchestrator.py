@@ -423,7 +423,7 @@ class Orchestrator:
         started = trio.current_time()
         with self._call():
             await run.read(distinct, tier)
-            self._telemetry.batch_looked_up(space.name, distinct, run.cached)
+            self._telemetry.batch_looked_up(space.name, distinct, run.found)
             try:
                 with trio.move_on_at(deadline) as scope:
                     await run.fetch()
@@ -1095,10 +1095,33 @@ def _distinct(keys: Iterable[str]) -> list[str]:
         raise TypeError("keys must be an iterable of strings, not a string")
 
     distinct = list(dict.fromkeys(keys))
-    for key in distinct:
-        _check_key(key)
+    if not _all_valid(distinct):
+        for key in distinct:
+            _check_key(key)
 
     return distinct
+
+
+def _all_valid(keys: list[str]) -> bool:
+    # `_check_key` for all keys at once, which a batch of thousands can
+    # tell in one pass over their text; only when that says no are they
+    # checked one by one, so that the error names the bad key. Strings
+    # keep the code points they are given (two halves of a surrogate pair
+    # stay two), so the joined text encodes if and only if every key does.
+    try:
+        joined = "".join(keys)
+    except TypeError:
+        return False
+
+    if joined.isascii():
+        return True
+
+    try:
+        joined.encode()
+    except UnicodeEncodeError:
+        return False
+
+    return True
 
 
 def _bind_namespaces(

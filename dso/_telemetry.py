@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -46,7 +46,7 @@ from ._stats import StatsAggregator
 
 
 if TYPE_CHECKING:
-    from ._typed_cache import CachedValue
+    from ._typed_cache import CachedBatch
 
 
 logger = logging.getLogger("dso")
@@ -332,18 +332,18 @@ class Telemetry:
             )
 
     def batch_looked_up(
-        self, namespace: str, keys: Sequence[str], cached: Mapping[str, CachedValue]
+        self, namespace: str, keys: Sequence[str], found: CachedBatch
     ) -> None:
         """Report a batch's cache read: a hit or a miss for each key."""
-        hits = sum(1 for found in cached.values() if found.fresh)
+        hits = found.fresh_count()
         self.stats.lookups(namespace, hits=hits, misses=len(keys) - hits)
         if not self._sinks:
             return
 
         for key in keys:
-            found = cached.get(key)
-            if found is not None and found.fresh:
-                self._event(CacheHit, namespace=namespace, key=key, age=found.age)
+            age = found.fresh_age(key)
+            if age is not None:
+                self._event(CacheHit, namespace=namespace, key=key, age=age)
             else:
                 self._event(CacheMiss, namespace=namespace, key=key)
 

@@ -60,6 +60,46 @@ class CachedValue:
 
 
 @attrs.define
+class CachedBatch:
+    """What one read of many keys found in the cache.
+
+    Fresh values, the usual case, are kept as bare pairs: a batch of
+    thousands of hits makes nothing more for each on its way to a result.
+
+    Attributes:
+        hits: ``(value, age)`` of each key with a fresh value, in the
+            order the keys were asked.
+        others: The other servable entries: values past their freshness
+            and remembered NOT_FOUNDs (which count as fresh).
+    """
+
+    hits: dict[str, tuple[Any, float]]
+    others: dict[str, CachedValue]
+
+    def is_fresh(self, key: str) -> bool:
+        """Whether *key* needs no provider: a fresh value or a remembered NOT_FOUND."""
+        if key in self.hits:
+            return True
+
+        cached = self.others.get(key)
+        return cached is not None and cached.fresh
+
+    def fresh_count(self) -> int:
+        """How many keys need no provider (see `is_fresh`)."""
+        others = sum(1 for cached in self.others.values() if cached.fresh)
+        return len(self.hits) + others
+
+    def fresh_age(self, key: str) -> float | None:
+        """The age of *key*'s entry if it is fresh (see `is_fresh`), else ``None``."""
+        hit = self.hits.get(key)
+        if hit is not None:
+            return hit[1]
+
+        cached = self.others.get(key)
+        return cached.age if cached is not None and cached.fresh else None
+
+
+@attrs.define
 class CacheCounters:
     """What the typed cache has seen since the orchestrator opened."""
 
@@ -242,21 +282,28 @@ class TypedCache:
 
     async def read_many(
         self, namespace: BoundNamespace, keys: Sequence[str], tier: str | None
-    ) -> dict[str, CachedValue]:
+    ) -> CachedBatch:
         """Return the servable values stored for *keys*, in one round trip."""
         if not keys:
-            return {}
+            return CachedBatch({}, {})
 
-        head = self.key_for(namespace, "")
-        backend_keys = {
-            head
-            + (key if "%" not in key and ":" not in key else escape_key_part(key)): key
-            for key in keys
-        }
-        entries = await self._store.get_many(list(backend_keys))
-        found = self._servable(namespace, entries, backend_keys, tier)
+        backend_keys = self._backend_keys(namespace, keys)
+        entries = await self._store.get_many(backend_keys)
+        found = self._servable(namespace, keys, backend_keys, entries, tier)
         self._count_reads(found, len(keys))
         return found
+
+    def _backend_keys(
+        self, namespace: BoundNamespace, keys: Sequence[str]
+    ) -> list[str]:
+        # The backend keys, in the order of *keys*; one look at them all
+        # tells whether any needs escaping (the usual answer is no).
+        head = self.key_for(namespace, "")
+        joined = "".join(keys)
+        if "%" in joined or ":" in joined:
+            return [head + escape_key_part(key) for key in keys]
+
+        return [head + key for key in keys]
 
     def _kept(
         self,
@@ -286,38 +333,49 @@ class TypedCache:
     def _servable(
         self,
         namespace: BoundNamespace,
+        keys: Sequence[str],
+        backend_keys: Sequence[str],
         entries: Mapping[str, CacheEntry],
-        backend_keys: Mapping[str, str],
         tier: str | None,
-    ) -> dict[str, CachedValue]:
-        # A batch of a thousand cached keys spends most of its time here:
-        # what is the same for every key is looked up once.
+    ) -> CachedBatch:
+        # A batch of a thousand cached keys spends much of its time here:
+        # what is the same for every key is looked up once, and a fresh
+        # value kept decoded becomes a (value, age) pair and nothing more.
         now = self._clock()
         value_type = namespace.value_type
         fresh_for = self._fresh_for(namespace.name, tier, False)
-        found = {}
-        for backend_key, entry in entries.items():
-            key = backend_keys.get(backend_key)
-            if key is None or now >= entry.expires_at:
-                continue
-
-            decoded = entry.decoded
-            if decoded is None or entry.partial or decoded[0] is not value_type:
-                cached = self._decode(namespace, key, entry, tier, now)
-                if cached is not None:
-                    found[key] = cached
+        entry_at = entries.get
+        hits: dict[str, tuple[Any, float]] = {}
+        others: dict[str, CachedValue] = {}
+        for key, backend_key in zip(keys, backend_keys, strict=True):
+            entry = entry_at(backend_key)
+            if entry is None or now >= entry.expires_at:
                 continue
 
             age = now - entry.stored_at
             if age < 0.0:
                 age = 0.0
 
-            if age < fresh_for:
-                found[key] = CachedValue(decoded[1], age, True)
-            else:
-                found[key] = CachedValue(decoded[1], age, False, age - fresh_for)
+            decoded = entry.decoded
+            if (
+                age < fresh_for
+                and decoded is not None
+                and decoded[0] is value_type
+                and not entry.partial
+            ):
+                hits[key] = (decoded[1], age)
+                continue
 
-        return found
+            cached = self._decode(namespace, key, entry, tier, now)
+            if cached is None:
+                continue
+
+            if cached.fresh and not cached.not_found:
+                hits[key] = (cached.value, cached.age)
+            else:
+                others[key] = cached
+
+        return CachedBatch(hits, others)
 
     async def write(
         self, namespace: BoundNamespace, key: str, value: object, *, partial: bool
@@ -497,18 +555,13 @@ class TypedCache:
             )
             return None
 
-    def _count_reads(self, found: Mapping[str, CachedValue], asked: int) -> None:
+    def _count_reads(self, found: CachedBatch, asked: int) -> None:
         counters = self.counters
-        fresh = not_found = 0
-        for cached in found.values():
-            if cached.not_found:
-                not_found += 1
-            elif cached.fresh:
-                fresh += 1
-
+        fresh = len(found.hits)
+        not_found = sum(1 for cached in found.others.values() if cached.not_found)
         counters.hits += fresh
         counters.not_found_hits += not_found
-        counters.stale_hits += len(found) - fresh - not_found
+        counters.stale_hits += len(found.others) - not_found
         counters.misses += asked - fresh - not_found
 
 

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -196,3 +197,74 @@ async def test_what_arrived_before_the_deadline_is_cached(
     assert {"A": 1, "B": 2, "C": None} == {k: r.data for k, r in first.items()}
     assert dso.ErrorCode.TIMEOUT == first["C"].attempts[-1].code
     assert 2 == second.summary.cached
+
+
+async def test_a_cached_result_is_an_ordinary_frozen_fetch_result(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A key served from the cache equals, hashes and freezes like a hand-built one."""
+    provider = FakeBatchProvider("batch", {"A": 1, "B:%": 2}, max_batch_size=MAX)
+
+    async with orchestrator(provider) as orch:
+        await orch.batch_fetch(["A", "B:%"], "batch", namespace="quotes")
+        await trio.sleep(5)
+        result = await orch.batch_fetch(["B:%", "A"], "batch", namespace="quotes")
+
+    expected = {
+        key: dso.FetchResult(key, "quotes", data, "cache", True, False, 5.0)
+        for key, data in [("B:%", 2), ("A", 1)]
+    }
+    assert list(expected.items()) == list(result.items())
+    assert [hash(r) for r in expected.values()] == [hash(r) for r in result.values()]
+    assert {dso.FetchResult} == {type(r) for r in result.values()}
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        result["A"].data = 3  # type: ignore[misc]
+
+
+async def test_a_partly_cached_batch_keeps_the_order_asked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Hits, fetched keys and stale keys come back in the order asked, counted."""
+    provider = FakeBatchProvider(
+        "batch", {"A": 1, "B": 2, "C": 3, "D": 4}, max_batch_size=MAX
+    )
+
+    async with orchestrator(provider) as orch:
+        await orch.batch_fetch(["C"], "batch", namespace="quotes")
+        await trio.sleep(100)
+        await orch.batch_fetch(["A"], "batch", namespace="quotes")
+        del provider.data["C"]
+        result = await orch.batch_fetch(
+            ["D", "C", "A", "B"], "batch", namespace="quotes", allow_stale=True
+        )
+
+    assert [("D", 4, False), ("C", 3, True), ("A", 1, True), ("B", 2, False)] == [
+        (key, answer.data, answer.cached) for key, answer in result.items()
+    ]
+    assert (4, 1, 2, 1) == (
+        result.summary.successful,
+        result.summary.cached,
+        result.summary.fresh,
+        result.summary.stale,
+    )
+
+
+@pytest.mark.parametrize(
+    ("keys", "error"),
+    [
+        (["A", "\ud800", "B"], ValueError),
+        (["A", "\ud83d", "\ude00"], ValueError),
+        (["A", "é", 3], TypeError),
+    ],
+)
+async def test_one_bad_key_refuses_the_whole_batch(
+    keys: list[str], error: type[Exception]
+) -> None:
+    """A lone surrogate (even one half of a split pair) or a non-string fails it."""
+    provider = FakeBatchProvider("batch", {"A": 1}, max_batch_size=MAX)
+
+    async with orchestrator(provider) as orch:
+        with trio.fail_after(5), pytest.raises(error, match="key must be"):
+            await orch.batch_fetch(keys, "batch", namespace="quotes")
+
+    assert [] == provider.calls

@@ -34,10 +34,10 @@ class CountingCodec(Codec):
         return super().decode(data, value_type)
 
 
-def typed_cache(codec: Codec) -> TypedCache:
+def typed_cache(codec: Codec, ttl: TtlSettings | None = None) -> TypedCache:
     clock = TrioWallClock()
     backend = MemoryCache(clock=clock, max_entries=10)
-    return TypedCache(backend, codec, TtlTable({}), clock, "dso")
+    return TypedCache(backend, codec, TtlTable({}, ttl), clock, "dso")
 
 
 def space(value_type: Any) -> BoundNamespace:
@@ -157,3 +157,42 @@ async def test_reading_at_once_finds_what_reading_by_waiting_finds(
 
 def counted(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {name: after[name] - count for name, count in before.items()}
+
+
+async def test_a_batch_read_sorts_fresh_values_from_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Fresh values come as (value, age) in the order asked; stale, NOT_FOUND apart."""
+    cache = typed_cache(Codec(), TtlSettings(fresh=10, stale=100, partial=2))
+    points, lists = space(Point), space(list[int])
+    await cache.write(points, "old", Point(0), partial=False)
+    await cache.write(points, "merged", Point(1), partial=True)
+    await trio.sleep(5)
+    await cache.write_many(points, {"kept": Point(2), "kept:too%": Point(3)})
+    await cache.write_many(lists, {"list": [4]})
+    await cache.write_not_found(points, ["nobody"], 60)
+    await trio.sleep(6)
+
+    with trio.fail_after(5):
+        found = await cache.read_many(
+            points, ["kept:too%", "nobody", "missing", "old", "merged", "kept"], None
+        )
+        listed = await cache.read_many(lists, ["list"], None)
+
+    assert {"kept:too%": (Point(3), 6.0), "kept": (Point(2), 6.0)} == found.hits
+    assert ["kept:too%", "kept"] == list(found.hits)
+    assert {"list": ([4], 6.0)} == listed.hits
+    assert {
+        "nobody": (None, True, True),
+        "old": (Point(0), False, False),
+        "merged": (Point(1), False, False),
+    } == {
+        key: (cached.value, cached.fresh, cached.not_found)
+        for key, cached in found.others.items()
+    }
+    assert (3, 2, 1, 3) == (
+        cache.counters.hits,
+        cache.counters.stale_hits,
+        cache.counters.not_found_hits,
+        cache.counters.misses,
+    )
