@@ -53,6 +53,7 @@ from ._results import (
     DEADLINE_PASSED,
     BatchResult,
     FetchResult,
+    cache_hit,
     not_found_from_cache,
 )
 from ._stats import Stats, StatsAggregator
@@ -253,7 +254,7 @@ class Orchestrator:
             # The hit path: no coroutine below this one, one checkpoint.
             await trio.lowlevel.checkpoint()
             self._telemetry.fresh_hit_served("fallback", space.name, key, cached.age)
-            return _fresh_from_cache(key, space, cached)
+            return cache_hit(key, space.name, cached.value, cached.age)
 
         names = tuple(guarded.name for guarded in chain)
 
@@ -333,7 +334,7 @@ class Orchestrator:
         if type(cached) is CachedValue and cached.fresh and not cached.not_found:
             await trio.lowlevel.checkpoint()
             self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
-            return _fresh_from_cache(key, space, cached)
+            return cache_hit(key, space.name, cached.value, cached.age)
 
         names = tuple(guarded.name for guarded in chain)
 
@@ -1016,15 +1017,6 @@ def _redacted_logger_names() -> list[str]:
         name for name in known if name.startswith(tuple(f"{root}." for root in roots))
     ]
     return [*roots, *sorted(children)]
-
-
-def _fresh_from_cache(
-    key: str, space: BoundNamespace, cached: CachedValue
-) -> FetchResult[Any]:
-    # Positional: on the hit path, keywords make this call twice as slow.
-    return FetchResult(
-        key, space.name, cached.value, CACHE_SOURCE, True, False, cached.age
-    )
 
 
 def _from_cache(

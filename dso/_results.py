@@ -169,7 +169,7 @@ def not_found_from_cache(key: str, namespace: str, age: float) -> FetchResult[An
 
 
 class _Thawed(FetchResult[Any]):
-    # FetchResult's very slots without its frozen guard: `cache_hits` sets
+    # FetchResult's very slots without its frozen guard: `cache_hit` sets
     # the fields with plain stores, then makes the object a FetchResult,
     # which Python allows since the layouts are the same. Both __setattr__
     # and __delattr__ are object's, or every store goes through a lookup;
@@ -182,30 +182,35 @@ class _Thawed(FetchResult[Any]):
     __delattr__ = object.__delattr__
 
 
+def cache_hit(key: str, namespace: str, data: Any, age: float) -> FetchResult[Any]:
+    """Return the result of a fresh cache hit.
+
+    It equals ``FetchResult(key, namespace, data, "cache", True, False,
+    age)``, built in a quarter of the time the frozen class's own
+    constructor takes: a hit spends much of its time there.
+    """
+    result: Any = _Thawed()
+    result.key = key
+    result.namespace = namespace
+    result.data = data
+    result.source = CACHE_SOURCE
+    result.cached = True
+    result.stale = False
+    result.age = age
+    result.partial = False
+    result.sources = ()
+    result.attempts = ()
+    result.__class__ = FetchResult
+    return result  # type: ignore[no-any-return]
+
+
 def cache_hits(
     namespace: str, hits: Mapping[str, tuple[Any, float]]
 ) -> dict[str, FetchResult[Any]]:
     """Return the results of fresh cache hits, by key, in the order of *hits*.
 
-    Each equals ``FetchResult(key, namespace, data, "cache", True, False,
-    age)`` for the ``(data, age)`` of its key. A batch of a thousand
-    cached keys spends its time building them, and the frozen class's own
-    constructor takes four times as long as this.
+    Each is what `cache_hit` returns for the ``(data, age)`` of its key.
     """
-    results: dict[str, FetchResult[Any]] = {}
-    for key, (data, age) in hits.items():
-        result: Any = _Thawed()
-        result.key = key
-        result.namespace = namespace
-        result.data = data
-        result.source = CACHE_SOURCE
-        result.cached = True
-        result.stale = False
-        result.age = age
-        result.partial = False
-        result.sources = ()
-        result.attempts = ()
-        result.__class__ = FetchResult
-        results[key] = result
-
-    return results
+    return {
+        key: cache_hit(key, namespace, data, age) for key, (data, age) in hits.items()
+    }
