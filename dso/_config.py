@@ -610,6 +610,13 @@ def _tiers_first(structure: Callable[[Any, Any], Any]) -> Callable[[Any, Any], A
     # complain of its own missing l1, sending the user the wrong way.
     def structure_tiers_first(value: Any, target: Any) -> Any:
         if isinstance(value, Mapping):
+            if "l1_ttl" in value and value.get("backend") != TIERED:
+                # Silently ignored, it would look like a working setting.
+                raise _FieldError(
+                    "l1_ttl",
+                    f'only the {TIERED} backend has an L1; set backend = "tiered"',
+                )
+
             for tier in ("l1", "l2"):
                 settings = value.get(tier)
                 if isinstance(settings, Mapping) and settings.get("backend") == TIERED:

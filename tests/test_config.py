@@ -43,7 +43,10 @@ import dso
             {"namespaces": {"q": {"negative_ttl": -1}}},
             "namespaces.q.negative_ttl: must not be negative, got -1",
         ),
-        ({"cache": {"l1_ttl": -1}}, "cache.l1_ttl: must not be negative, got -1"),
+        (
+            {"cache": {"backend": "tiered", "l1": {}, "l2": {}, "l1_ttl": -1}},
+            "cache.l1_ttl: must not be negative, got -1",
+        ),
         (
             {"cache": {"breaker": {"reset_after": 0}}},
             "cache.breaker.reset_after: must be greater than 0, got 0",

@@ -246,6 +246,11 @@ async def test_invalidate_clears_memory_and_sqlite_tiers(tmp_path: Path) -> None
     [
         ({"backend": "tiered", "l1": {}}, "cache.l2: the tiered backend needs"),
         ({"l2": {}}, "cache.l2: only the tiered backend has tiers"),
+        ({"l1_ttl": 5}, "cache.l1_ttl: only the tiered backend has an L1"),
+        (
+            {"backend": "tiered", "l1": {"l1_ttl": 5}, "l2": {}},
+            "cache.l1.l1_ttl: only the tiered backend has an L1",
+        ),
         (
             {"backend": "tiered", "l1": {}, "l2": {"backend": "tiered"}},
             "cache.l2.backend: a tier cannot itself be tiered",
