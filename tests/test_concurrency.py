@@ -696,6 +696,22 @@ async def test_the_next_request_after_a_fetch_is_a_cache_hit(
     assert (1, 1, 0) == (stats.cache_hits, stats.cache_misses, stats.dedup_joins)
 
 
+async def test_a_caller_cancelled_on_a_hit_gets_cancelled_and_no_result_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The hit path is a checkpoint: a cancelled caller leaves, uncounted."""
+    provider = FakeProvider("p", {"A": 1})
+
+    async with orchestrator(provider) as orch:
+        await fetch(orch, "A", "p")
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await fetch(orch, "A", "p")
+        quotes = orch.stats().namespaces["quotes"]
+
+    assert (True, 1, 0) == (scope.cancelled_caught, quotes.fetches, quotes.hits)
+
+
 async def test_a_joined_call_that_fails_falls_back_to_the_stale_value(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
