@@ -218,7 +218,12 @@ class RedisCache:
     def _refused(self, key: str, reason: str) -> None:
         self._misses += 1
         self._undecodable += 1
-        logger.warning("not a dso entry under %r in Redis (%s): a miss", key, reason)
+        # The key's last part may be personal data, and this backend does
+        # not know how telemetry shows keys: only the namespace part is told.
+        head = key.rpartition(":")[0] or "(no namespace)"
+        logger.warning(
+            "not a dso entry under a key of %s in Redis (%s): a miss", head, reason
+        )
 
 
 @asynccontextmanager
