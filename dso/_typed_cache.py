@@ -124,10 +124,20 @@ class TypedCache:
             if getattr(self._store, "writes_at_once", False)
             else None
         )
+        self.reads_at_once = self._get_nowait is not None
+        """Whether `read_nowait` may answer; when not, it always raises."""
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
         """Return each guarded backend's breaker state and failures, by label."""
         return {label: guard.statistics() for label, guard in self._guards.items()}
+
+    def cancel_reads(self) -> None:
+        """End the backend reads under way at once, as misses.
+
+        See `GuardedBackend.cancel_reads`; writes go on.
+        """
+        for guard in self._guards.values():
+            guard.cancel_reads()
 
     def guard(self, label: str) -> GuardedBackend:
         """Return the guard of the backend *label* names (see `statistics`).
