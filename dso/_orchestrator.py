@@ -265,8 +265,12 @@ class Orchestrator:
         if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
             # A backend that cannot answer at once (Redis, a tiered
             # backend's L2): a round trip, and on a fresh hit none of the
-            # machinery below.
-            cached = await self._read_cache(space, key, tier)
+            # machinery below. `_read_cache` written out: one coroutine
+            # layer fewer for the round trip to pass through.
+            cached = await self._cache.read(space, key, tier)
+            if self._closed:
+                raise OrchestratorClosed("the orchestrator closed during the call")
+
             if cached is not None and cached.fresh and not cached.not_found:
                 self._telemetry.fresh_hit_served(
                     "fallback",
@@ -360,7 +364,10 @@ class Orchestrator:
         call_key = (space.name, key, "merge", names, strategy, needed)
         started = self._now()
         if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            cached = await self._read_cache(space, key, tier)
+            cached = await self._cache.read(space, key, tier)
+            if self._closed:
+                raise OrchestratorClosed("the orchestrator closed during the call")
+
             if cached is not None and cached.fresh and not cached.not_found:
                 self._telemetry.fresh_hit_served(
                     "merge", space.name, key, cached.age, self._now() - started
