@@ -143,9 +143,36 @@ class Codec:
 
     def _unpack(self, data: bytes) -> Any:
         size = len(data)
+        if size > self._max_size:
+            raise CodecError(
+                f"cached data has {size} bytes, more than max_size ({self._max_size})"
+            )
+
         # A length header can claim far more elements than the data holds;
         # bounding each kind by the data's size stops a few junk bytes from
         # making msgpack allocate gigabytes.
+        try:
+            # One call, on every cache read of a backend outside the
+            # process; an Unpacker (below) costs twice as much to make, and
+            # is only needed to say what is wrong with bad data.
+            return msgpack.unpackb(
+                data,
+                max_str_len=size,
+                max_bin_len=size,
+                max_array_len=size,
+                max_map_len=size // 2,
+                max_ext_len=0,
+                ext_hook=_refuse_extension,
+                raw=False,
+                strict_map_key=True,
+            )
+        except Exception:
+            return self._unpack_reporting(data)
+
+    def _unpack_reporting(self, data: bytes) -> Any:
+        # The same limits as `_unpack`, through an Unpacker, whose errors
+        # tell a truncated value from trailing bytes or a bad one.
+        size = len(data)
         unpacker = msgpack.Unpacker(
             max_buffer_size=self._max_size,
             max_str_len=size,

@@ -64,6 +64,11 @@ class GuardedBackend:
     only for a backend outside the process). A backend that keeps its data in the
     process (``in_process = True``) runs without a timeout scope.
 
+    Any other backend's operation runs in one cancel scope, its timeout.
+    A read's scope is also the one `cancel_reads` cancels: the
+    orchestrator ends the reads under way that way when it closes, and
+    needs no scope of its own around each read.
+
     Args:
         backend: The backend to guard.
         label: Its name in logs and statistics.
@@ -105,6 +110,8 @@ class GuardedBackend:
         self._errors = 0
         self._skipped = 0
         self._in_outage = False
+        # The timeout scopes of the reads under way, for `cancel_reads`.
+        self._reads: set[trio.CancelScope] = set()
         self.listener: CacheListener | None = None
 
     def __repr__(self) -> str:
@@ -118,7 +125,35 @@ class GuardedBackend:
     async def get(self, key: str) -> CacheEntry | None:
         """Return the entry under *key*; ``None`` also when the backend fails."""
         if not self.in_process:
-            return await self._run("read", lambda: self._get(key), None)
+            # The hit path of a backend outside the process: `_run` written
+            # out, with no closure and no coroutine layer of its own.
+            permit = self.breaker.try_acquire()
+            if permit is None:
+                self._skipped += 1
+                return None
+
+            scope = trio.CancelScope(deadline=trio.current_time() + self._timeout)
+            self._reads.add(scope)
+            try:
+                with scope:
+                    found = await self.backend.get(key)
+                    if found is not None and not isinstance(found, CacheEntry):
+                        raise _not_an_entry(found)
+            except Exception:
+                self._failed(permit, "read")
+                return None
+            except BaseException:
+                self.breaker.release(permit)
+                raise
+            finally:
+                self._reads.discard(scope)
+
+            if scope.cancelled_caught:
+                self._cut_short(permit, "read", scope)
+                return None
+
+            self.breaker.record_success(permit)
+            return found
 
         # The hit path of an in-process backend: no closure, no scope.
         permit = self.breaker.try_acquire()
@@ -230,13 +265,6 @@ class GuardedBackend:
                 f"cache backend {self.label} failed to delete a key"
             ) from exc
 
-    async def _get(self, key: str) -> CacheEntry | None:
-        entry = await self.backend.get(key)
-        if entry is not None and not isinstance(entry, CacheEntry):
-            raise _not_an_entry(entry)
-
-        return entry
-
     async def _get_many(self, keys: Sequence[str]) -> dict[str, CacheEntry]:
         # A backend that breaks its protocol has failed the read: its
         # answer is not served, nor copied into another tier.
@@ -262,6 +290,19 @@ class GuardedBackend:
             skipped=self._skipped,
         )
 
+    def cancel_reads(self) -> None:
+        """End the reads under way at once, as misses.
+
+        A read ended this way says nothing of the backend: it counts as
+        neither a failure nor a success. Only a backend outside the
+        process can have a read under way; one in the process answers at
+        once. Writes go on, each within its timeout: the orchestrator
+        shields the write of a value fetched just before it closed, so
+        that the value is kept.
+        """
+        for scope in self._reads:
+            scope.cancel()
+
     async def _run(
         self, operation: str, call: Callable[[], Awaitable[R]], missing: R
     ) -> R:
@@ -285,25 +326,42 @@ class GuardedBackend:
                 self.breaker.record_success(permit)
                 return result
 
-            with trio.move_on_after(self._timeout):
-                try:
-                    result = await call()
-                except Exception:
-                    settled = True
-                    self._failed(permit, operation)
-                    return missing
+            scope = trio.CancelScope(deadline=trio.current_time() + self._timeout)
+            if operation == "read":
+                self._reads.add(scope)
+            try:
+                with scope:
+                    try:
+                        result = await call()
+                    except Exception:
+                        settled = True
+                        self._failed(permit, operation)
+                        return missing
 
-                settled = True
-                self.breaker.record_success(permit)
-                return result
+                    settled = True
+                    self.breaker.record_success(permit)
+                    return result
+            finally:
+                self._reads.discard(scope)
 
             settled = True
-            self._failed(permit, f"{operation} in time")
+            self._cut_short(permit, operation, scope)
             return missing
         finally:
             if not settled:
                 # The caller was cancelled: that says nothing of the backend.
                 self.breaker.release(permit)
+
+    def _cut_short(
+        self, permit: Permit, operation: str, scope: trio.CancelScope
+    ) -> None:
+        # The operation's scope was cancelled. Before its deadline, only
+        # `cancel_reads` can have done it, which says nothing of the
+        # backend; at its deadline, the backend failed to answer in time.
+        if trio.current_time() < scope.deadline:
+            self.breaker.release(permit)
+        else:
+            self._failed(permit, f"{operation} in time")
 
     def _count_failure(self, operation: str) -> None:
         self._errors += 1

@@ -197,6 +197,10 @@ class Orchestrator:
         self._stale_served = 0
         self._closed = False
         self._running: set[trio.CancelScope] = set()
+        # The run's clock, held directly: every fetch reads it (for its
+        # deadline, and a round trip's duration), and trio.current_time()
+        # looks the run up each time.
+        self._now = trio.lowlevel.current_clock().current_time
 
     async def fetch_with_fallback(
         self,
@@ -257,6 +261,32 @@ class Orchestrator:
             return cache_hit(key, space.name, cached.value, cached.age)
 
         names = tuple(guarded.name for guarded in chain)
+        call_key = _call_key(space, key, names, hedge)
+        started = self._now()
+        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
+            # A backend that cannot answer at once (Redis, a tiered
+            # backend's L2): a round trip, and on a fresh hit none of the
+            # machinery below. `_read_cache` written out: one coroutine
+            # layer fewer for the round trip to pass through.
+            # TODO: a Redis hit still costs 20 to 30 µs above
+            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
+            # on a noisy host, against issue 5's 1.2x: the guard's cancel
+            # scope (about a third; the read's timeout, which closing also
+            # cancels), the codec's decode, and the checks, counters and
+            # frozen result that the memory hit shares.
+            cached = await self._cache.read(space, key, tier)
+            if self._closed:
+                raise OrchestratorClosed("the orchestrator closed during the call")
+
+            if cached is not None and cached.fresh and not cached.not_found:
+                self._telemetry.fresh_hit_served(
+                    "fallback",
+                    space.name,
+                    key,
+                    cached.age,
+                    self._now() - started,
+                )
+                return cache_hit(key, space.name, cached.value, cached.age)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             if hedge is None:
@@ -268,9 +298,10 @@ class Orchestrator:
             "fallback",
             key,
             space,
-            _call_key(space, key, names, hedge),
+            call_key,
             fetch,
             cached,
+            started,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -337,6 +368,18 @@ class Orchestrator:
             return cache_hit(key, space.name, cached.value, cached.age)
 
         names = tuple(guarded.name for guarded in chain)
+        call_key = (space.name, key, "merge", names, strategy, needed)
+        started = self._now()
+        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
+            cached = await self._cache.read(space, key, tier)
+            if self._closed:
+                raise OrchestratorClosed("the orchestrator closed during the call")
+
+            if cached is not None and cached.fresh and not cached.not_found:
+                self._telemetry.fresh_hit_served(
+                    "merge", space.name, key, cached.age, self._now() - started
+                )
+                return cache_hit(key, space.name, cached.value, cached.age)
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             result = await run_all(
@@ -351,9 +394,10 @@ class Orchestrator:
             "merge",
             key,
             space,
-            (space.name, key, "merge", names, strategy, needed),
+            call_key,
             fetch,
             cached,
+            started,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -607,6 +651,10 @@ class Orchestrator:
         for scope in self._running:
             scope.cancel()
 
+        # Reads of a backend outside the process run in the cache guard's
+        # timeout scope, not in one of `_running`'s (see `_read_cache`).
+        self._cache.cancel_reads()
+
     def _check_open(self) -> None:
         if self._closed:
             raise OrchestratorClosed("the orchestrator is closed")
@@ -681,7 +729,7 @@ class Orchestrator:
         if not timeout >= 0:
             raise ValueError(f"timeout must be 0 or more seconds, got {timeout}")
 
-        return trio.current_time() + timeout
+        return self._now() + timeout
 
     async def _fetch(
         self,
@@ -691,13 +739,13 @@ class Orchestrator:
         call_key: tuple[object, ...],
         body: RunShared[FetchResult[Any]],
         cached: CachedValue | _NotRead | None,
+        started: float,
         *,
         tier: str | None,
         allow_stale: bool,
         deadline: float,
         revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
-        started = trio.current_time()
         result = await self._answer(
             key,
             space,
@@ -716,7 +764,7 @@ class Orchestrator:
             result.source,
             ok=result.ok,
             stale=result.stale,
-            duration=trio.current_time() - started,
+            duration=self._now() - started,
         )
         return result
 
@@ -735,26 +783,18 @@ class Orchestrator:
     ) -> FetchResult[Any]:
         # The path both fallback and merge take after a fresh hit was ruled
         # out: the cache, stale-while-revalidate, then the shared call, then
-        # stale fallback. *cached* is what a backend in this process
-        # answered at once, if it could. Only a cache read needs a scope
-        # that closing cancels: afterwards the caller waits on a shared
-        # call, which closing ends with OrchestratorClosed.
+        # stale fallback. *cached* is what the cache answered, if it was
+        # read: it is not when the caller joins a call already out (see
+        # `_joins_at_once`). Only a cache read needs a scope that closing
+        # cancels: afterwards the caller waits on a shared call, which
+        # closing ends with OrchestratorClosed.
         revalidate = _seconds(
             "revalidate_within", revalidate_within, space.settings.revalidate_within
         )
         if cached is _NOT_READ:
-            running = self._inflight.running(call_key)
-            if (
-                running is not None
-                and running.origin == _Foreground(tier)
-                and not running.done.is_set()
-            ):
-                # A caller of this tier found no fresh value moments ago and
-                # its call is still out: this one would find the same, so
-                # it joins at once, and reads the cache, a round trip, only
-                # if it needs a stale value to fall back on. (A background
-                # refresh is not joined this way: revalidation serves the
-                # stale value at once.)
+            if self._joins_at_once(call_key, tier):
+                # It reads the cache, a round trip, only if it needs a
+                # stale value to fall back on.
                 self._telemetry.cache_miss(space.name, key)
                 result = await self._shared(call_key, body, key, space, deadline, tier)
                 if result.ok or not allow_stale:
@@ -786,10 +826,27 @@ class Orchestrator:
         result = await self._shared(call_key, body, key, space, deadline, tier)
         return self._with_stale(result, cached, allow_stale)
 
+    def _joins_at_once(self, call_key: Hashable, tier: str | None) -> bool:
+        # A caller of this tier found no fresh value moments ago and its
+        # call is still out: this one would find the same, so it joins the
+        # call without reading a cache that cannot answer at once (a round
+        # trip). (A background refresh is not joined this way:
+        # revalidation serves the stale value at once.)
+        running = self._inflight.running(call_key)
+        return (
+            running is not None
+            and running.origin == _Foreground(tier)
+            and not running.done.is_set()
+        )
+
     def _read_at_once(
         self, space: BoundNamespace, key: str, tier: str | None
     ) -> CachedValue | _NotRead | None:
         # A backend in this process answers without a coroutine or a scope.
+        if not self._cache.reads_at_once:
+            # Saves raising WouldBlock on every read of any other backend.
+            return _NOT_READ
+
         try:
             return self._cache.read_nowait(space, key, tier)
         except trio.WouldBlock:
@@ -803,8 +860,16 @@ class Orchestrator:
             # for closing to cancel, and a scope would cost every read.
             return await self._cache.read(space, key, tier)
 
-        with self._call():
-            return await self._cache.read(space, key, tier)
+        # No scope of its own, which would cost every read about as much
+        # as the cache guard's timeout scope: closing cancels that one
+        # (`TypedCache.cancel_reads`), and the read comes back empty. A
+        # read begun after closing would be cancelled by nothing.
+        self._check_open()
+        cached = await self._cache.read(space, key, tier)
+        if self._closed:
+            raise OrchestratorClosed("the orchestrator closed during the call")
+
+        return cached
 
     def _start_background(
         self, function: Callable[..., Awaitable[None]], *args: Any

@@ -268,19 +268,32 @@ class Telemetry:
             )
 
     def fresh_hit_served(
-        self, strategy: str, namespace: str, key: str, age: float
+        self,
+        strategy: str,
+        namespace: str,
+        key: str,
+        age: float,
+        duration: float = 0.0,
     ) -> None:
-        """Report a fetch answered at once by a fresh cached value.
+        """Report a fetch answered by a fresh cached value.
 
         What `cache_hit` and `fetch_finished` report, in one step: the
-        hit path's. The fetch's duration is reported as 0: it took no
-        time beyond one checkpoint, and measuring that would cost the hit
-        as much again.
+        hit path's. A hit from a backend in this process takes no time
+        beyond one checkpoint, and measuring that would cost it as much
+        again: its *duration* is left at 0. A backend outside the process
+        reports its round trip.
         """
         self.stats.fresh_hit(namespace)
         if logger.isEnabledFor(logging.DEBUG):
             self._log_fetch(
-                logging.DEBUG, strategy, namespace, key, CACHE_SOURCE, True, False, 0.0
+                logging.DEBUG,
+                strategy,
+                namespace,
+                key,
+                CACHE_SOURCE,
+                True,
+                False,
+                duration,
             )
 
         if self._sinks:
@@ -293,7 +306,7 @@ class Telemetry:
                 source=CACHE_SOURCE,
                 ok=True,
                 stale=False,
-                duration=0.0,
+                duration=duration,
             )
 
     def fetch_finished(

@@ -164,10 +164,20 @@ class TypedCache:
             if getattr(self._store, "writes_at_once", False)
             else None
         )
+        self.reads_at_once = self._get_nowait is not None
+        """Whether `read_nowait` may answer; when not, it always raises."""
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
         """Return each guarded backend's breaker state and failures, by label."""
         return {label: guard.statistics() for label, guard in self._guards.items()}
+
+    def cancel_reads(self) -> None:
+        """End the backend reads under way at once, as misses.
+
+        See `GuardedBackend.cancel_reads`; writes go on.
+        """
+        for guard in self._guards.values():
+            guard.cancel_reads()
 
     def guard(self, label: str) -> GuardedBackend:
         """Return the guard of the backend *label* names (see `statistics`).
@@ -211,7 +221,30 @@ class TypedCache:
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
         entry = await self._store.get(self.key_for(namespace, key))
-        return self._judge(namespace, key, entry, tier)
+        if (
+            entry is None
+            or entry.decoded is not None
+            or entry.partial
+            or entry.payload == NOT_FOUND_PAYLOAD
+        ):
+            return self._judge(namespace, key, entry, tier)
+
+        # Bytes to decode, from a backend outside the process, judged
+        # inline: Redis's hit path. Anything unusual goes to `_judge`.
+        now = self._clock()
+        fresh_for = self._freshness.get((namespace.spec.name, tier, False))
+        age = now - entry.stored_at
+        if fresh_for is None or not 0.0 <= age < fresh_for or now >= entry.expires_at:
+            return self._judge(namespace, key, entry, tier)
+
+        try:
+            value = self._codec.decode(entry.payload, namespace.value_type)
+        except CodecError:
+            # Decoded again there, to be counted and logged: junk is rare.
+            return self._judge(namespace, key, entry, tier)
+
+        self.counters.hits += 1
+        return CachedValue(value, age, True)
 
     def read_nowait(
         self, namespace: BoundNamespace, key: str, tier: str | None

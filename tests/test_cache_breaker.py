@@ -1,7 +1,7 @@
 """A failing cache backend is put behind a breaker, and comes back by itself."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 import trio
@@ -140,6 +140,78 @@ async def test_a_cancelled_caller_is_not_a_backend_failure(
         stats = orch.statistics().cache_backends["fake"]
 
     assert (dso.BreakerState.CLOSED, 0) == (stats.state, stats.errors)
+
+
+async def test_closing_ends_a_hung_read_without_charging_the_backend(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Leaving the block ends a read hung on the backend at once: OrchestratorClosed."""
+    provider = FakeProvider("p", {"K0": 0})
+    backend = FakeCacheBackend(TrioWallClock())
+    backend.hanging = True
+    config = dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "cache": {"timeout": 3600},
+            "namespaces": {"quotes": {}},
+        }
+    )
+    outcomes: list[type[BaseException]] = []
+
+    async def fetch(orch: dso.Orchestrator) -> None:
+        try:
+            await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+        except dso.OrchestratorClosed as exc:
+            outcomes.append(type(exc))
+
+    # Far inside the cache's timeout: only closing can end the read.
+    with trio.fail_after(60):
+        async with (
+            trio.open_nursery() as outside,
+            dso.open_orchestrator(config, providers=[provider], cache=backend) as orch,
+        ):
+            # The caller lives outside the orchestrator on purpose.
+            outside.start_soon(fetch, orch)  # noqa: ASYNC111
+            await trio.sleep(1)
+
+    stats = orch.statistics().cache_backends["fake"]
+    assert ([dso.OrchestratorClosed], 0, 0, []) == (
+        outcomes,
+        stats.errors,
+        stats.skipped,
+        provider.calls,
+    )
+
+
+class SlowWrites(FakeCacheBackend):
+    """A backend outside the process whose writes take half a second."""
+
+    async def set_many(self, entries: Mapping[str, dso.CacheEntry]) -> None:
+        await trio.sleep(0.5)
+        await super().set_many(entries)
+
+
+async def test_closing_right_after_a_fetch_keeps_the_write_under_way(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Leaving the block ends reads, never the write of a value just fetched."""
+    backend = SlowWrites(TrioWallClock())
+    first = FakeProvider("p", {"K0": 0})
+    down = FakeProvider("p")
+    down.fail_all()
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[first], cache=backend
+    ) as orch:
+        await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+
+    async with dso.open_orchestrator(
+        make_config(), providers=[down], cache=backend
+    ) as orch:
+        with trio.fail_after(60):
+            later = await orch.fetch_with_fallback("K0", ["p"], namespace="quotes")
+
+    assert (0, True) == (later.data, later.cached)
 
 
 async def test_the_cache_breaker_can_be_taken_in_hand(

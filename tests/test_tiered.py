@@ -378,3 +378,44 @@ async def test_an_orchestrator_serves_l1_hits_at_once_and_l2_hits_by_reading() -
     l2_reads = [call for call in l2.calls if call[0] == "get"]
     assert [(1, True), (2, True)] == [(a.data, a.cached), (b.data, b.cached)]
     assert (2, 1) == (len(provider.calls), len(l2_reads))
+
+
+async def test_closing_ends_a_read_hung_on_l2_without_charging_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Leaving the block ends an L2 read that hangs: OrchestratorClosed, no failure."""
+    provider = FakeProvider("p", {"A": 1})
+    clock = FakeWallClock()
+    l2 = FakeCacheBackend(clock, name="l2")
+    l2.hanging = True
+    l2_guard = GuardedBackend(
+        l2, label="l2:l2", timeout=3600, breaker=BreakerSettings()
+    )
+    l1 = guarded(MemoryCache(clock=clock, max_entries=100), "l1:memory")
+    cache = TieredCache(l1, l2_guard, clock=clock, l1_ttl=30)
+    config = dso.Config.from_dict(
+        {"plugins": {"autoload": False}, "namespaces": {"quotes": {}}}
+    )
+    outcomes: list[type[BaseException]] = []
+
+    async def fetch(orch: dso.Orchestrator) -> None:
+        try:
+            await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+        except dso.OrchestratorClosed as exc:
+            outcomes.append(type(exc))
+
+    # Far inside L2's timeout: only closing can end the read.
+    with trio.fail_after(60):
+        async with (
+            trio.open_nursery() as outside,
+            dso.open_orchestrator(config, providers=[provider], cache=cache) as orch,
+        ):
+            # The caller lives outside the orchestrator on purpose.
+            outside.start_soon(fetch, orch)  # noqa: ASYNC111
+            await trio.sleep(1)
+
+    assert ([dso.OrchestratorClosed], 0, []) == (
+        outcomes,
+        l2_guard.statistics().errors,
+        provider.calls,
+    )

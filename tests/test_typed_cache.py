@@ -1,5 +1,6 @@
 """The typed cache: what a memory hit shares, and what it decodes afresh."""
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -7,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from dso._cache import CacheEntry
 from dso._clock import TrioWallClock
 from dso._codec import Codec
 from dso._config import NamespaceSettings, TtlSettings
@@ -194,5 +196,58 @@ async def test_a_batch_read_sorts_fresh_values_from_the_rest(
         cache.counters.hits,
         cache.counters.stale_hits,
         cache.counters.not_found_hits,
+        cache.counters.misses,
+    )
+
+
+class BytesOnly(MemoryCache):
+    """A backend that keeps only bytes, as one outside the process does."""
+
+    async def set_many(self, entries: Mapping[str, CacheEntry]) -> None:
+        await super().set_many(
+            {key: attrs.evolve(entry, decoded=None) for key, entry in entries.items()}
+        )
+
+
+def bytes_only_cache() -> tuple[TypedCache, BytesOnly]:
+    clock = TrioWallClock()
+    backend = BytesOnly(clock=clock, max_entries=10)
+    return TypedCache(backend, Codec(), TtlTable({}), clock, "dso"), backend
+
+
+async def test_bytes_read_by_waiting_are_judged_fresh_then_stale(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A decoded hit is fresh within the TTL and stale after it, and counted so."""
+    cache, _ = bytes_only_cache()
+    points = space(Point)
+    await cache.write(points, "p", Point(1), partial=False)
+
+    with trio.fail_after(120):
+        first = await cache.read(points, "p", None)
+        second = await cache.read(points, "p", None)
+        await trio.sleep(61)
+        later = await cache.read(points, "p", None)
+
+    assert [(Point(1), True)] * 2 + [(Point(1), False)] == [
+        (found.value, found.fresh) for found in (first, second, later) if found
+    ]
+    assert (2, 1) == (cache.counters.hits, cache.counters.stale_hits)
+
+
+async def test_junk_bytes_read_by_waiting_are_one_undecodable_miss() -> None:
+    """Bytes that are not a value are a miss, counted once as undecodable."""
+    cache, backend = bytes_only_cache()
+    points = space(Point)
+    now = TrioWallClock()()
+    junk = CacheEntry(b"\xc1junk", now, now + 3600)
+    await backend.set(cache.key_for(points, "p"), junk)
+
+    with trio.fail_after(5):
+        found = await cache.read(points, "p", None)
+
+    assert (None, 1, 1) == (
+        found,
+        cache.counters.undecodable,
         cache.counters.misses,
     )

@@ -9,6 +9,7 @@ import attrs
 import coredis
 import pytest
 import trio
+import trio.testing
 
 import dso
 from dso.testing import FakeBatchProvider, FakeProvider
@@ -249,3 +250,39 @@ async def test_a_frozen_redis_costs_a_fetch_at_most_the_cache_timeout(
             )
 
     assert ("p", "cache") == (result.source, recovered.source)
+
+
+async def test_closing_ends_a_fetch_waiting_on_a_frozen_redis(
+    redis_server: RedisServer,
+) -> None:
+    """Leaving the block ends a read Redis never answers: OrchestratorClosed."""
+    provider = FakeProvider("p", {"AAPL": Quote("AAPL", 1.0)})
+    outcomes: list[type[BaseException]] = []
+
+    async def fetch(orch: dso.Orchestrator) -> None:
+        try:
+            await orch.fetch_with_fallback("AAPL", ["p"], namespace="quotes")
+        except dso.OrchestratorClosed as exc:
+            outcomes.append(type(exc))
+        finally:
+            # Closing the client waits for the frozen server, so it thaws
+            # once the read has ended.
+            redis_server.resume()
+
+    # The cache's timeout is far beyond the deadline: only closing can end
+    # the read in time.
+    try:
+        with trio.fail_after(DEADLINE):
+            async with (
+                trio.open_nursery() as outside,
+                orchestrator(redis_server.url, provider, timeout=60) as orch,
+            ):
+                await orch.fetch_with_fallback("AAPL", ["p"], namespace="quotes")
+                redis_server.pause()
+                # The caller lives outside the orchestrator on purpose.
+                outside.start_soon(fetch, orch)  # noqa: ASYNC111
+                await trio.testing.wait_all_tasks_blocked()
+    finally:
+        redis_server.resume()
+
+    assert ([dso.OrchestratorClosed], 0) == (outcomes, orch.statistics().cache_errors)
