@@ -194,6 +194,9 @@ class Orchestrator:
         )
         self._factories = plugins.provider_factories()
         self._chains: dict[tuple[object, ...], tuple[GuardedProvider, ...]] = {}
+        self._routes: dict[
+            tuple[object, ...], tuple[BoundNamespace, tuple[GuardedProvider, ...]]
+        ] = {}
         self._stale_served = 0
         self._closed = False
         self._running: set[trio.CancelScope] = set()
@@ -249,10 +252,8 @@ class Orchestrator:
             ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
-        space = self._namespace(namespace, tier)
-        chain = self._chain(providers, space)
-        deadline = self._deadline(timeout)
-        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
+        space, chain = self._route(namespace, tier, providers)
+        _check_seconds(timeout, hedge_after, revalidate_within)
         cached = self._read_at_once(space, key, tier)
         if type(cached) is CachedValue and cached.fresh and not cached.not_found:
             # The hit path: no coroutine below this one, one checkpoint.
@@ -260,6 +261,8 @@ class Orchestrator:
             self._telemetry.fresh_hit_served("fallback", space.name, key, cached.age)
             return cache_hit(key, space.name, cached.value, cached.age)
 
+        deadline = self._deadline(timeout)
+        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
         names = tuple(guarded.name for guarded in chain)
         call_key = _call_key(space, key, names, hedge)
         started = self._now()
@@ -349,9 +352,8 @@ class Orchestrator:
                 not valid Unicode text.
         """
         _check_key(key)
-        space = self._namespace(namespace, tier)
-        chain = self._chain(providers, space)
-        deadline = self._deadline(timeout)
+        space, chain = self._route(namespace, tier, providers)
+        _check_seconds(timeout, USE_DEFAULT, revalidate_within)
         strategy = merge or space.spec.merge
         if strategy is None:
             raise ValueError(f"namespace {space.name!r} declares no merge; pass one")
@@ -367,6 +369,7 @@ class Orchestrator:
             self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
             return cache_hit(key, space.name, cached.value, cached.age)
 
+        deadline = self._deadline(timeout)
         names = tuple(guarded.name for guarded in chain)
         call_key = (space.name, key, "merge", names, strategy, needed)
         started = self._now()
@@ -672,6 +675,38 @@ class Orchestrator:
             raise LookupError(f"unknown namespace {name!r}; known: {known}")
 
         return space
+
+    def _route(
+        self, namespace: str, tier: str | None, providers: Sequence[str] | None
+    ) -> tuple[BoundNamespace, tuple[GuardedProvider, ...]]:
+        # `_namespace` and `_chain` in one look-up, for a combination that
+        # resolved before: a hit should not pay for the checks again. Only
+        # so many are remembered, since callers may name any permutation.
+        if self._closed or isinstance(providers, str):
+            return self._resolve_route(namespace, tier, providers)
+
+        try:
+            memo_key = (
+                namespace,
+                tier,
+                None if providers is None else tuple(providers),
+            )
+            route = self._routes.get(memo_key)
+        except TypeError:
+            return self._resolve_route(namespace, tier, providers)
+
+        if route is None:
+            route = self._resolve_route(namespace, tier, providers)
+            if len(self._routes) < _MAX_REMEMBERED_CHAINS:
+                self._routes[memo_key] = route
+
+        return route
+
+    def _resolve_route(
+        self, namespace: str, tier: str | None, providers: Sequence[str] | None
+    ) -> tuple[BoundNamespace, tuple[GuardedProvider, ...]]:
+        space = self._namespace(namespace, tier)
+        return space, self._chain(providers, space)
 
     def _chain(
         self, names: Sequence[str] | None, space: BoundNamespace
@@ -1112,6 +1147,21 @@ def _seconds(
         raise ValueError(f"{name} must be 0 or more seconds, got {value}")
 
     return float(value)
+
+
+def _check_seconds(
+    timeout: float | _UseDefault | None,
+    hedge_after: float | _UseDefault | None,
+    revalidate_within: float | _UseDefault | None,
+) -> None:
+    # Before the cache is read, so that a bad value fails on a hit too; the
+    # values are used only after a miss.
+    if timeout is hedge_after is revalidate_within is USE_DEFAULT:
+        return
+
+    _seconds("timeout", timeout, None)
+    _seconds("hedge_after", hedge_after, None)
+    _seconds("revalidate_within", revalidate_within, None)
 
 
 def _call_key(
