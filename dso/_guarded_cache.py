@@ -10,6 +10,7 @@ operation tests it, and the first that works closes the breaker again.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol, TypeVar
 
@@ -313,20 +314,10 @@ class GuardedBackend:
 
         settled = False
         try:
-            if self.in_process:
-                # It answers at once or not at all: no scope to pay for.
-                try:
-                    result = await call()
-                except Exception:
-                    settled = True
-                    self._failed(permit, operation)
-                    return missing
-
-                settled = True
-                self.breaker.record_success(permit)
-                return result
-
-            scope = trio.CancelScope(deadline=trio.current_time() + self._timeout)
+            # A backend in this process answers at once or not at all: no
+            # timeout, and its scope is only for closing to cancel.
+            seconds = math.inf if self.in_process else self._timeout
+            scope = trio.CancelScope(deadline=trio.current_time() + seconds)
             if operation == "read":
                 self._reads.add(scope)
             try:

@@ -275,27 +275,17 @@ class Orchestrator:
         if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
             # A backend that cannot answer at once (Redis, a tiered
             # backend's L2): a round trip, and on a fresh hit none of the
-            # machinery below. `_read_cache` written out: one coroutine
-            # layer fewer for the round trip to pass through.
+            # machinery below.
             # TODO: a Redis hit still costs 20 to 30 µs above
             # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
             # on a noisy host, against issue 5's 1.2x: the guard's cancel
             # scope (about a third; the read's timeout, which closing also
             # cancels), the codec's decode, and the checks, counters and
             # frozen result that the memory hit shares.
-            cached = await self._cache.read(space, key, tier)
-            if self._closed:
-                raise OrchestratorClosed("the orchestrator closed during the call")
-
-            if cached is not None and cached.fresh and not cached.not_found:
-                self._telemetry.fresh_hit_served(
-                    "fallback",
-                    space.name,
-                    key,
-                    cached.age,
-                    self._now() - started,
-                )
-                return cache_hit(key, space.name, cached.value, cached.age)
+            cached = await self._read_cache(space, key, tier)
+            served = self._served_fresh("fallback", key, space, cached, started)
+            if served is not None:
+                return served
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             if hedge is None:
@@ -380,15 +370,10 @@ class Orchestrator:
         call_key = (space.name, key, "merge", names, strategy, needed)
         started = self._now()
         if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            cached = await self._cache.read(space, key, tier)
-            if self._closed:
-                raise OrchestratorClosed("the orchestrator closed during the call")
-
-            if cached is not None and cached.fresh and not cached.not_found:
-                self._telemetry.fresh_hit_served(
-                    "merge", space.name, key, cached.age, self._now() - started
-                )
-                return cache_hit(key, space.name, cached.value, cached.age)
+            cached = await self._read_cache(space, key, tier)
+            served = self._served_fresh("merge", key, space, cached, started)
+            if served is not None:
+                return served
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             result = await run_all(
@@ -879,6 +864,24 @@ class Orchestrator:
             and running.origin == _Foreground(tier)
             and not running.done.is_set()
         )
+
+    def _served_fresh(
+        self,
+        strategy: str,
+        key: str,
+        space: BoundNamespace,
+        cached: CachedValue | None,
+        started: float,
+    ) -> FetchResult[Any] | None:
+        # The result of a fresh value read by waiting, or None.
+        if cached is None or not cached.fresh or cached.not_found:
+            return None
+
+        duration = self._now() - started
+        self._telemetry.fresh_hit_served(
+            strategy, space.name, key, cached.age, duration
+        )
+        return cache_hit(key, space.name, cached.value, cached.age)
 
     def _read_at_once(
         self, space: BoundNamespace, key: str, tier: str | None

@@ -425,10 +425,7 @@ class TypedCache:
             trio.WouldBlock: The backend cannot write without waiting;
                 nothing was stored.
         """
-        write = self._set_many_nowait
-        if write is None:
-            raise trio.WouldBlock
-
+        write = self._writer_at_once()
         entries = self._entries(namespace, {key: value}, partial)
         self._put_nowait(write, namespace, entries)
 
@@ -461,10 +458,7 @@ class TypedCache:
             trio.WouldBlock: The backend cannot write without waiting;
                 nothing was stored.
         """
-        write = self._set_many_nowait
-        if write is None:
-            raise trio.WouldBlock
-
+        write = self._writer_at_once()
         entries = self._not_found_entries(namespace, keys, seconds)
         self._put_nowait(write, namespace, entries)
 
@@ -514,6 +508,15 @@ class TypedCache:
         if entries:
             await self._store.set_many(entries)
             self._wrote(namespace, len(entries))
+
+    def _writer_at_once(self) -> Callable[[Mapping[str, CacheEntry]], None]:
+        # Asked before any value is encoded: a backend that cannot write at
+        # once is then written by waiting, and encoding twice would waste.
+        write = self._set_many_nowait
+        if write is None:
+            raise trio.WouldBlock
+
+        return write
 
     def _put_nowait(
         self,
