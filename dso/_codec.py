@@ -155,17 +155,7 @@ class Codec:
             # One call, on every cache read of a backend outside the
             # process; an Unpacker (below) costs twice as much to make, and
             # is only needed to say what is wrong with bad data.
-            return msgpack.unpackb(
-                data,
-                max_str_len=size,
-                max_bin_len=size,
-                max_array_len=size,
-                max_map_len=size // 2,
-                max_ext_len=0,
-                ext_hook=_refuse_extension,
-                raw=False,
-                strict_map_key=True,
-            )
+            return msgpack.unpackb(data, **_unpack_options(size))
         except Exception:
             return self._unpack_reporting(data)
 
@@ -174,15 +164,7 @@ class Codec:
         # tell a truncated value from trailing bytes or a bad one.
         size = len(data)
         unpacker = msgpack.Unpacker(
-            max_buffer_size=self._max_size,
-            max_str_len=size,
-            max_bin_len=size,
-            max_array_len=size,
-            max_map_len=size // 2,
-            max_ext_len=0,
-            ext_hook=_refuse_extension,
-            raw=False,
-            strict_map_key=True,
+            max_buffer_size=self._max_size, **_unpack_options(size)
         )
         try:
             unpacker.feed(data)
@@ -300,6 +282,20 @@ def _structure_date(data: Any, _: Any) -> dt.date:
 def _structure_none(data: Any, _: Any) -> None:
     if data is not None:
         raise TypeError(f"expected None, got {type(data).__name__}")
+
+
+def _unpack_options(size: int) -> dict[str, Any]:
+    # Limits for *size* bytes of untrusted data, and no extension types.
+    return {
+        "max_str_len": size,
+        "max_bin_len": size,
+        "max_array_len": size,
+        "max_map_len": size // 2,
+        "max_ext_len": 0,
+        "ext_hook": _refuse_extension,
+        "raw": False,
+        "strict_map_key": True,
+    }
 
 
 def _refuse_extension(code: int, data: bytes) -> Any:
