@@ -113,6 +113,9 @@ class GuardedBackend:
         self._in_outage = False
         # The timeout scopes of the reads under way, for `cancel_reads`.
         self._reads: set[trio.CancelScope] = set()
+        # Set by `cancel_reads` until `allow_reads`: a read that would begin
+        # after closing (a tiered read moving on from L1 to L2) is a miss.
+        self._reads_cancelled = False
         self.listener: CacheListener | None = None
 
     def __repr__(self) -> str:
@@ -128,6 +131,9 @@ class GuardedBackend:
         if not self.in_process:
             # The hit path of a backend outside the process: `_run` written
             # out, with no closure and no coroutine layer of its own.
+            if self._reads_cancelled:
+                return None
+
             permit = self.breaker.try_acquire()
             if permit is None:
                 self._skipped += 1
@@ -299,14 +305,23 @@ class GuardedBackend:
         process can have a read under way; one in the process answers at
         once. Writes go on, each within its timeout: the orchestrator
         shields the write of a value fetched just before it closed, so
-        that the value is kept.
+        that the value is kept. Reads asked for afterwards are misses,
+        until `allow_reads`.
         """
+        self._reads_cancelled = True
         for scope in self._reads:
             scope.cancel()
+
+    def allow_reads(self) -> None:
+        """Let reads run again after `cancel_reads`: for a new orchestrator."""
+        self._reads_cancelled = False
 
     async def _run(
         self, operation: str, call: Callable[[], Awaitable[R]], missing: R
     ) -> R:
+        if operation == "read" and self._reads_cancelled:
+            return missing
+
         permit = self.breaker.try_acquire()
         if permit is None:
             self._skipped += 1

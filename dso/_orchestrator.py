@@ -254,9 +254,11 @@ class Orchestrator:
         _check_key(key)
         space, chain = self._route(namespace, tier, providers)
         _check_seconds(timeout, hedge_after, revalidate_within)
-        cached = self._read_at_once(space, key, tier)
-        if type(cached) is CachedValue and cached.fresh and not cached.not_found:
-            # The hit path: no coroutine below this one, one checkpoint.
+        cached: CachedValue | _NotRead | None = _NOT_READ
+        if self._cache.reads_at_once:
+            # The hit path: no coroutine below this one, one checkpoint,
+            # taken before the read, so that a caller cancelled there is
+            # counted nowhere and starts no provider call on a miss.
             # TODO: this costs 2.1x to 2.4x one checkpoint in
             # bench_hit_path.py against issue 5's 2x. What is left is spread
             # thin (the routing and argument checks, the guard's breaker,
@@ -264,8 +266,12 @@ class Orchestrator:
             # all of it into this method reached 1.9x, at the edge of the
             # benchmark's noise, so it was not done.
             await trio.lowlevel.checkpoint()
-            self._telemetry.fresh_hit_served("fallback", space.name, key, cached.age)
-            return cache_hit(key, space.name, cached.value, cached.age)
+            cached = self._read_at_once(space, key, tier)
+            if type(cached) is CachedValue and cached.fresh and not cached.not_found:
+                self._telemetry.fresh_hit_served(
+                    "fallback", space.name, key, cached.age
+                )
+                return cache_hit(key, space.name, cached.value, cached.age)
 
         deadline = self._deadline(timeout)
         hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
@@ -359,11 +365,14 @@ class Orchestrator:
             len(chain),
         )
 
-        cached = self._read_at_once(space, key, tier)
-        if type(cached) is CachedValue and cached.fresh and not cached.not_found:
+        cached: CachedValue | _NotRead | None = _NOT_READ
+        if self._cache.reads_at_once:
+            # As in fetch_with_fallback: the checkpoint before the read.
             await trio.lowlevel.checkpoint()
-            self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
-            return cache_hit(key, space.name, cached.value, cached.age)
+            cached = self._read_at_once(space, key, tier)
+            if type(cached) is CachedValue and cached.fresh and not cached.not_found:
+                self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
+                return cache_hit(key, space.name, cached.value, cached.age)
 
         deadline = self._deadline(timeout)
         names = tuple(guarded.name for guarded in chain)
@@ -676,18 +685,23 @@ class Orchestrator:
         if self._closed or isinstance(providers, str):
             return self._resolve_route(namespace, tier, providers)
 
+        # The names taken once, and resolved as taken: an iterator gives
+        # them only once, and a list may change after the call.
         try:
-            memo_key = (
-                namespace,
-                tier,
-                None if providers is None else tuple(providers),
-            )
-            route = self._routes.get(memo_key)
+            names = None if providers is None else tuple(providers)
         except TypeError:
+            # Not iterable: `_chain` says so.
             return self._resolve_route(namespace, tier, providers)
 
+        memo_key = (namespace, tier, names)
+        try:
+            route = self._routes.get(memo_key)
+        except TypeError:
+            # A name that is not hashable: `_chain` says what is wrong.
+            return self._resolve_route(namespace, tier, names)
+
         if route is None:
-            route = self._resolve_route(namespace, tier, providers)
+            route = self._resolve_route(namespace, tier, names)
             if len(self._routes) < _MAX_REMEMBERED_CHAINS:
                 self._routes[memo_key] = route
 
@@ -708,8 +722,9 @@ class Orchestrator:
         # Every fetch resolves its chain; a hit should not pay for the
         # checks again. Only chains that resolved are remembered, and only
         # so many, since callers may name any permutation.
+        names = _names(names)
         try:
-            memo_key = (space.name, None if names is None else tuple(names))
+            memo_key = (space.name, names)
             chain = self._chains.get(memo_key)
         except TypeError:
             return self._resolve_chain(names, space)
@@ -886,11 +901,9 @@ class Orchestrator:
     def _read_at_once(
         self, space: BoundNamespace, key: str, tier: str | None
     ) -> CachedValue | _NotRead | None:
-        # A backend in this process answers without a coroutine or a scope.
-        if not self._cache.reads_at_once:
-            # Saves raising WouldBlock on every read of any other backend.
-            return _NOT_READ
-
+        # A backend in this process answers without a coroutine or a scope;
+        # the caller asks only one that `reads_at_once`, which saves raising
+        # WouldBlock on every read of any other backend.
         try:
             return self._cache.read_nowait(space, key, tier)
         except trio.WouldBlock:
@@ -1171,6 +1184,19 @@ def _check_seconds(
     _seconds("timeout", timeout, None)
     _seconds("hedge_after", hedge_after, None)
     _seconds("revalidate_within", revalidate_within, None)
+
+
+def _names(providers: Iterable[str] | None) -> tuple[str, ...] | None:
+    # Provider names as a tuple, read once (see `Orchestrator._route`).
+    if providers is None or type(providers) is tuple:
+        return providers
+
+    try:
+        return tuple(providers)
+    except TypeError:
+        raise TypeError(
+            f"providers must be a sequence of names, got {providers!r}"
+        ) from None
 
 
 def _call_key(

@@ -152,7 +152,10 @@ class TypedCache:
         self._freshness: dict[tuple[str, str | None, bool], float] = {}
         self._listener = listener
         for guard in self._guards.values():
+            # A tiered backend brings its own guards, which an orchestrator
+            # closed before may have left cancelling reads.
             guard.listener = listener
+            guard.allow_reads()
         self._in_process = bool(getattr(self._store, "in_process", False))
         self._get_nowait: Callable[[str], CacheEntry | None] | None = (
             getattr(self._store, "get_nowait", None)
