@@ -66,8 +66,8 @@ class CacheBackend(Protocol):
     evict entries to stay within its bounds; it must never return an entry
     for a different key. A backend that fails raises; the orchestrator
     then goes on without it. A backend that keeps its data in the process
-    may say so with a class attribute ``in_process = True``: its operations
-    then run without a timeout scope.
+    may say so with a class attribute ``in_process = True``: its reads and
+    writes then run without a timeout (its deletes keep theirs).
 
     Such a backend may also offer ``get_nowait(key)`` and
     ``set_many_nowait(entries)``: `get` and `set_many` without the
@@ -75,8 +75,9 @@ class CacheBackend(Protocol):
     through the first and takes one checkpoint of its own, and a fetched
     value is written through the second before the callers waiting for it
     wake, so that the next request finds it. ``get_nowait`` may raise
-    `trio.WouldBlock` when it cannot answer without waiting (the tiered
-    backend does, for what only its L2 may hold).
+    `trio.WouldBlock` when it cannot answer without waiting: the built-in
+    tiered backend, which is not itself in the process, offers one that
+    answers from its memory L1 and raises for what only L2 may hold.
     """
 
     @property

@@ -1,8 +1,9 @@
 """Running a provider chain: in order, hedged, or all at once for a merge.
 
 These are the bodies of shared calls. Each publishes its result on the
-call's handle as soon as it has one, so waiters get it at once, and only
-then writes the cache, unless the key was invalidated meanwhile.
+call's handle as soon as it has one and writes the cache, unless the key
+was invalidated meanwhile: a cache in this process first, at once, so that
+the next request finds the value; any other after the waiters have it.
 """
 
 from __future__ import annotations

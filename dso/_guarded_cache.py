@@ -301,12 +301,12 @@ class GuardedBackend:
         """End the reads under way at once, as misses.
 
         A read ended this way says nothing of the backend: it counts as
-        neither a failure nor a success. Only a backend outside the
-        process can have a read under way; one in the process answers at
-        once. Writes go on, each within its timeout: the orchestrator
-        shields the write of a value fetched just before it closed, so
-        that the value is kept. Reads asked for afterwards are misses,
-        until `allow_reads`.
+        neither a failure nor a success. A single read of a backend in the
+        process answers at once and has nothing to cancel; its batch reads
+        take a scope with no deadline, for this alone. Writes go on, each
+        within its timeout: the orchestrator shields the write of a value
+        fetched just before it closed, so that the value is kept. Reads
+        asked for afterwards are misses, until `allow_reads`.
         """
         self._reads_cancelled = True
         for scope in self._reads:
