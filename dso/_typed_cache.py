@@ -232,12 +232,10 @@ class TypedCache:
         ):
             return self._judge(namespace, key, entry, tier)
 
-        # Bytes to decode, from a backend outside the process, judged
-        # inline: Redis's hit path. Anything unusual goes to `_judge`.
-        now = self._clock()
-        fresh_for = self._freshness.get((namespace.spec.name, tier, False))
-        age = now - entry.stored_at
-        if fresh_for is None or not 0.0 <= age < fresh_for or now >= entry.expires_at:
+        # Bytes to decode, from a backend outside the process: Redis's hit
+        # path. Anything unusual goes to `_judge`.
+        age = self._fresh_age(namespace, entry, tier)
+        if age is None:
             return self._judge(namespace, key, entry, tier)
 
         try:
@@ -274,7 +272,19 @@ class TypedCache:
         if kept is None or entry.partial or kept[0] is not namespace.value_type:
             return self._judge(namespace, key, entry, tier)
 
-        # A fresh value kept decoded, judged inline: the cache hit's path.
+        # A value kept decoded: the memory hit's path.
+        age = self._fresh_age(namespace, entry, tier)
+        if age is None:
+            return self._judge(namespace, key, entry, tier)
+
+        self.counters.hits += 1
+        return CachedValue(kept[1], age, True)
+
+    def _fresh_age(
+        self, namespace: BoundNamespace, entry: CacheEntry, tier: str | None
+    ) -> float | None:
+        # The age of a whole (not partial) entry fresh for *tier*, else None:
+        # the one judgement both hit paths make before `_judge`'s others.
         now = self._clock()
         age = now - entry.stored_at
         fresh_for = self._freshness.get((namespace.name, tier, False))
@@ -282,10 +292,9 @@ class TypedCache:
             fresh_for = self._fresh_for(namespace.name, tier, False)
 
         if not 0.0 <= age < fresh_for or now >= entry.expires_at:
-            return self._judge(namespace, key, entry, tier)
+            return None
 
-        self.counters.hits += 1
-        return CachedValue(kept[1], age, True)
+        return age
 
     def _judge(
         self,
