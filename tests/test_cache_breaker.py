@@ -372,8 +372,10 @@ class InProcessBackend(FakeCacheBackend):
         self.reads_at_once += 1
         if self.down:
             raise ConnectionError("scripted outage")
+
         if self.junk is not None:
             return self.junk  # type: ignore[return-value]
+
         return self.entries.get_nowait(key)
 
 
