@@ -14,7 +14,7 @@ from ._config import CacheSettings
 WallClock = Callable[[], float]
 """Returns the current time in seconds since the epoch.
 
-The orchestrator's clock derives it from trio's clock (see `TrioWallClock`),
+The orchestrator's clock derives it from trio's clock (see `trio_wall_clock`),
 so entries age under trio's ``MockClock`` in tests while stored times still
 mean the same in every process that shares a cache.
 """

@@ -14,7 +14,7 @@ import httpx
 import trio
 
 from ._breaker import BreakerTransition, CircuitBreaker
-from ._clock import TrioWallClock
+from ._clock import trio_wall_clock
 from ._config import ProviderSettings
 from ._errors import ErrorCode, ProviderError
 from ._http import error_from_http
@@ -113,7 +113,7 @@ class GuardedProvider:
             max_pause=settings.max_pause,
             default_pause=settings.default_pause,
             # Only a quota needs wall time, to know where UTC days begin.
-            wall=TrioWallClock() if settings.quota else trio.current_time,
+            wall=trio_wall_clock() if settings.quota else trio.current_time,
         )
         self.calls = 0
         self._http = http

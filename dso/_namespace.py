@@ -45,25 +45,23 @@ class BoundNamespace:
     Attributes:
         spec: What the plugins declared (value type, default merge).
         settings: What the configuration says (providers, version, TTLs).
+        name: The namespace's name.
+        version: The version part of its cache keys.
+        value_type: The type of its values.
     """
 
     spec: Namespace
     settings: NamespaceSettings
+    # Taken from the two above once, as plain attributes: every cache hit
+    # reads them, and a property costs a call each time.
+    name: str = attrs.field(init=False, eq=False, repr=False)
+    version: int = attrs.field(init=False, eq=False, repr=False)
+    value_type: Any = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        """The namespace's name."""
-        return self.spec.name
-
-    @property
-    def version(self) -> int:
-        """The version part of its cache keys."""
-        return self.settings.version
-
-    @property
-    def value_type(self) -> Any:
-        """The type of its values."""
-        return self.spec.value_type
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "name", self.spec.name)
+        object.__setattr__(self, "version", self.settings.version)
+        object.__setattr__(self, "value_type", self.spec.value_type)
 
     def accepts(self, value: object) -> bool:
         """Tell whether *value* is of the namespace's type, as far as it shows.

@@ -23,7 +23,7 @@ from contextlib import (
     contextmanager,
 )
 from types import TracebackType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import attrs
 import httpx
@@ -34,7 +34,7 @@ from ._batch import BatchRun
 from ._breaker import BreakerState, BreakerTransition, CircuitBreaker
 from ._cache import CacheBackend, CacheBackendFactory, WallClock
 from ._chain import run_all, run_hedged, run_in_order
-from ._clock import TrioWallClock
+from ._clock import trio_wall_clock
 from ._codec import Codec
 from ._config import TIERED, CacheSettings, Config
 from ._errors import ConfigError, OrchestratorClosed
@@ -60,13 +60,16 @@ from ._stats import Stats, StatsAggregator
 from ._telemetry import Sink, Telemetry
 from ._tiered import open_tiered_cache
 from ._ttl import TtlTable
-from ._typed_cache import CachedValue, TypedCache
+from ._typed_cache import CachedValue, CacheView, TypedCache
 
 
 logger = logging.getLogger("dso")
 
 
 _MAX_REMEMBERED_CHAINS = 256
+
+_Route: TypeAlias = tuple[BoundNamespace, tuple[GuardedProvider, ...], CacheView]
+"""Where a fetch goes: its namespace, its provider chain, its cache view."""
 
 
 class _UseDefault(enum.Enum):
@@ -194,9 +197,7 @@ class Orchestrator:
         )
         self._factories = plugins.provider_factories()
         self._chains: dict[tuple[object, ...], tuple[GuardedProvider, ...]] = {}
-        self._routes: dict[
-            tuple[object, ...], tuple[BoundNamespace, tuple[GuardedProvider, ...]]
-        ] = {}
+        self._routes: dict[tuple[object, ...], _Route] = {}
         self._stale_served = 0
         self._closed = False
         self._running: set[trio.CancelScope] = set()
@@ -252,64 +253,33 @@ class Orchestrator:
             ValueError: *key* is not valid Unicode text (a lone surrogate).
         """
         _check_key(key)
-        space, chain = self._route(namespace, tier, providers)
+        space, chain, view = self._route(namespace, tier, providers)
         _check_seconds(timeout, hedge_after, revalidate_within)
         cached: CachedValue | _NotRead | None = _NOT_READ
-        if self._cache.reads_at_once:
+        if view.reads_at_once:
             # The hit path: no coroutine below this one, one checkpoint,
             # taken before the read, so that a caller cancelled there is
             # counted nowhere and starts no provider call on a miss.
-            # TODO: this costs 2.1x to 2.4x one checkpoint in
-            # bench_hit_path.py against issue 5's 2x. What is left is spread
-            # thin (the routing and argument checks, the guard's breaker,
-            # two clock reads, the stats window, the result); only folding
-            # all of it into this method reached 1.9x, at the edge of the
-            # benchmark's noise, so it was not done.
             await trio.lowlevel.checkpoint()
-            cached = self._read_at_once(space, key, tier)
+            cached = _read_at_once(view, key)
             if type(cached) is CachedValue and cached.fresh and not cached.not_found:
                 self._telemetry.fresh_hit_served(
                     "fallback", space.name, key, cached.age
                 )
                 return cache_hit(key, space.name, cached.value, cached.age)
 
-        deadline = self._deadline(timeout)
-        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
-        names = tuple(guarded.name for guarded in chain)
-        call_key = _call_key(space, key, names, hedge)
-        started = self._now()
-        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            # A backend that cannot answer at once (Redis, a tiered
-            # backend's L2): a round trip, and on a fresh hit none of the
-            # machinery below.
-            # TODO: a Redis hit still costs 20 to 30 µs above
-            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
-            # on a noisy host, against issue 5's 1.2x: the guard's cancel
-            # scope (about a third; the read's timeout, which closing also
-            # cancels), the codec's decode, and the checks, counters and
-            # frozen result that the memory hit shares.
-            cached = await self._read_cache(space, key, tier)
-            served = self._served_fresh("fallback", key, space, cached, started)
-            if served is not None:
-                return served
-
-        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
-            if hedge is None:
-                return await run_in_order(key, space, chain, call, self._cache)
-
-            return await run_hedged(key, space, chain, call, self._cache, hedge)
-
-        return await self._fetch(
-            "fallback",
+        # The rest in a method of its own: its closure's cells would
+        # otherwise be made on every hit too.
+        return await self._fall_back(
             key,
             space,
-            call_key,
-            fetch,
+            chain,
+            view,
             cached,
-            started,
             tier=tier,
             allow_stale=allow_stale,
-            deadline=deadline,
+            timeout=timeout,
+            hedge_after=hedge_after,
             revalidate_within=revalidate_within,
         )
 
@@ -354,7 +324,7 @@ class Orchestrator:
                 not valid Unicode text.
         """
         _check_key(key)
-        space, chain = self._route(namespace, tier, providers)
+        space, chain, view = self._route(namespace, tier, providers)
         _check_seconds(timeout, USE_DEFAULT, revalidate_within)
         strategy = merge or space.spec.merge
         if strategy is None:
@@ -366,44 +336,25 @@ class Orchestrator:
         )
 
         cached: CachedValue | _NotRead | None = _NOT_READ
-        if self._cache.reads_at_once:
+        if view.reads_at_once:
             # As in fetch_with_fallback: the checkpoint before the read.
             await trio.lowlevel.checkpoint()
-            cached = self._read_at_once(space, key, tier)
+            cached = _read_at_once(view, key)
             if type(cached) is CachedValue and cached.fresh and not cached.not_found:
                 self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
                 return cache_hit(key, space.name, cached.value, cached.age)
 
-        deadline = self._deadline(timeout)
-        names = tuple(guarded.name for guarded in chain)
-        call_key = (space.name, key, "merge", names, strategy, needed)
-        started = self._now()
-        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            cached = await self._read_cache(space, key, tier)
-            served = self._served_fresh("merge", key, space, cached, started)
-            if served is not None:
-                return served
-
-        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
-            result = await run_all(
-                key, space, chain, strategy, needed, call, self._cache
-            )
-            self._telemetry.merge_finished(
-                space.name, key, len(result.sources), len(chain), ok=result.ok
-            )
-            return result
-
-        return await self._fetch(
-            "merge",
+        return await self._merge(
             key,
             space,
-            call_key,
-            fetch,
+            chain,
+            view,
             cached,
-            started,
+            strategy,
+            needed,
             tier=tier,
             allow_stale=allow_stale,
-            deadline=deadline,
+            timeout=timeout,
             revalidate_within=revalidate_within,
         )
 
@@ -678,7 +629,7 @@ class Orchestrator:
 
     def _route(
         self, namespace: str, tier: str | None, providers: Sequence[str] | None
-    ) -> tuple[BoundNamespace, tuple[GuardedProvider, ...]]:
+    ) -> _Route:
         # `_namespace` and `_chain` in one look-up, for a combination that
         # resolved before: a hit should not pay for the checks again. Only
         # so many are remembered, since callers may name any permutation.
@@ -709,9 +660,9 @@ class Orchestrator:
 
     def _resolve_route(
         self, namespace: str, tier: str | None, providers: Sequence[str] | None
-    ) -> tuple[BoundNamespace, tuple[GuardedProvider, ...]]:
+    ) -> _Route:
         space = self._namespace(namespace, tier)
-        return space, self._chain(providers, space)
+        return space, self._chain(providers, space), self._cache.view(space, tier)
 
     def _chain(
         self, names: Sequence[str] | None, space: BoundNamespace
@@ -772,6 +723,112 @@ class Orchestrator:
 
         return self._now() + timeout
 
+    async def _fall_back(
+        self,
+        key: str,
+        space: BoundNamespace,
+        chain: tuple[GuardedProvider, ...],
+        view: CacheView,
+        cached: CachedValue | _NotRead | None,
+        *,
+        tier: str | None,
+        allow_stale: bool,
+        timeout: float | _UseDefault | None,
+        hedge_after: float | _UseDefault | None,
+        revalidate_within: float | _UseDefault | None,
+    ) -> FetchResult[Any]:
+        # `fetch_with_fallback` past a memory cache's hit path.
+        deadline = self._deadline(timeout)
+        hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
+        names = tuple(guarded.name for guarded in chain)
+        call_key = _call_key(space, key, names, hedge)
+        started = self._now()
+        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
+            # A backend that cannot answer at once (Redis, a tiered
+            # backend's L2): a round trip, and on a fresh hit none of the
+            # machinery below.
+            # TODO: a Redis hit still costs 20 to 30 µs above
+            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
+            # on a noisy host, against issue 5's 1.2x: the guard's cancel
+            # scope (about a third; the read's timeout, which closing also
+            # cancels), the codec's decode, and the checks, counters and
+            # frozen result that the memory hit shares.
+            cached = await self._read_cache(view, key)
+            served = self._served_fresh("fallback", key, space, cached, started)
+            if served is not None:
+                return served
+
+        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
+            if hedge is None:
+                return await run_in_order(key, space, chain, call, self._cache)
+
+            return await run_hedged(key, space, chain, call, self._cache, hedge)
+
+        return await self._fetch(
+            "fallback",
+            key,
+            space,
+            call_key,
+            fetch,
+            cached,
+            started,
+            view=view,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=revalidate_within,
+        )
+
+    async def _merge(
+        self,
+        key: str,
+        space: BoundNamespace,
+        chain: tuple[GuardedProvider, ...],
+        view: CacheView,
+        cached: CachedValue | _NotRead | None,
+        strategy: Merge[Any],
+        needed: int,
+        *,
+        tier: str | None,
+        allow_stale: bool,
+        timeout: float | _UseDefault | None,
+        revalidate_within: float | _UseDefault | None,
+    ) -> FetchResult[Any]:
+        # `fetch_with_merge` past a memory cache's hit path.
+        deadline = self._deadline(timeout)
+        names = tuple(guarded.name for guarded in chain)
+        call_key = (space.name, key, "merge", names, strategy, needed)
+        started = self._now()
+        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
+            cached = await self._read_cache(view, key)
+            served = self._served_fresh("merge", key, space, cached, started)
+            if served is not None:
+                return served
+
+        async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
+            result = await run_all(
+                key, space, chain, strategy, needed, call, self._cache
+            )
+            self._telemetry.merge_finished(
+                space.name, key, len(result.sources), len(chain), ok=result.ok
+            )
+            return result
+
+        return await self._fetch(
+            "merge",
+            key,
+            space,
+            call_key,
+            fetch,
+            cached,
+            started,
+            view=view,
+            tier=tier,
+            allow_stale=allow_stale,
+            deadline=deadline,
+            revalidate_within=revalidate_within,
+        )
+
     async def _fetch(
         self,
         strategy: str,
@@ -782,6 +839,7 @@ class Orchestrator:
         cached: CachedValue | _NotRead | None,
         started: float,
         *,
+        view: CacheView,
         tier: str | None,
         allow_stale: bool,
         deadline: float,
@@ -793,6 +851,7 @@ class Orchestrator:
             call_key,
             body,
             cached,
+            view=view,
             tier=tier,
             allow_stale=allow_stale,
             deadline=deadline,
@@ -817,6 +876,7 @@ class Orchestrator:
         body: RunShared[FetchResult[Any]],
         cached: CachedValue | _NotRead | None,
         *,
+        view: CacheView,
         tier: str | None,
         allow_stale: bool,
         deadline: float,
@@ -841,10 +901,10 @@ class Orchestrator:
                 if result.ok or not allow_stale:
                     return result
 
-                cached = await self._read_cache(space, key, tier)
+                cached = await self._read_cache(view, key)
                 return self._with_stale(result, cached, allow_stale)
 
-            cached = await self._read_cache(space, key, tier)
+            cached = await self._read_cache(view, key)
 
         if cached is not None and cached.fresh:
             self._telemetry.cache_hit(space.name, key, cached.age)
@@ -898,31 +958,18 @@ class Orchestrator:
         )
         return cache_hit(key, space.name, cached.value, cached.age)
 
-    def _read_at_once(
-        self, space: BoundNamespace, key: str, tier: str | None
-    ) -> CachedValue | _NotRead | None:
-        # A backend in this process answers without a coroutine or a scope;
-        # the caller asks only one that `reads_at_once`, which saves raising
-        # WouldBlock on every read of any other backend.
-        try:
-            return self._cache.read_nowait(space, key, tier)
-        except trio.WouldBlock:
-            return _NOT_READ
-
-    async def _read_cache(
-        self, space: BoundNamespace, key: str, tier: str | None
-    ) -> CachedValue | None:
+    async def _read_cache(self, view: CacheView, key: str) -> CachedValue | None:
         if self._cache.in_process:
             # A backend in this process answers at once: there is nothing
             # for closing to cancel, and a scope would cost every read.
-            return await self._cache.read(space, key, tier)
+            return await view.read(key)
 
         # No scope of its own, which would cost every read about as much
         # as the cache guard's timeout scope: closing cancels that one
         # (`TypedCache.cancel_reads`), and the read comes back empty. A
         # read begun after closing would be cancelled by nothing.
         self._check_open()
-        cached = await self._cache.read(space, key, tier)
+        cached = await view.read(key)
         if self._closed:
             raise OrchestratorClosed("the orchestrator closed during the call")
 
@@ -1060,7 +1107,7 @@ async def open_orchestrator(
         if http is None:
             http = await stack.enter_async_context(_open_http(config))
 
-        clock = TrioWallClock()
+        clock = trio_wall_clock()
         backend = cache
         if backend is None:
             backend = await stack.enter_async_context(
@@ -1169,6 +1216,16 @@ def _seconds(
         raise ValueError(f"{name} must be 0 or more seconds, got {value}")
 
     return float(value)
+
+
+def _read_at_once(view: CacheView, key: str) -> CachedValue | _NotRead | None:
+    # A backend in this process answers without a coroutine or a scope; the
+    # caller asks only one that `reads_at_once`, which saves raising
+    # WouldBlock on every read of any other backend.
+    try:
+        return view.read_nowait(key)
+    except trio.WouldBlock:
+        return _NOT_READ
 
 
 def _check_seconds(

@@ -213,7 +213,7 @@ class StatsAggregator:
         tally = self._namespaces.get(namespace) or self._namespace(namespace)
         tally.hits += 1
         tally.fetches += 1
-        tally.recent.record_many(1, 0, 0, now=self._now())
+        tally.recent.record_passes(1, self._now())
 
     def lookups(self, namespace: str, *, hits: int, misses: int) -> None:
         """Count a batch's cache lookups at once."""

@@ -219,33 +219,20 @@ class TypedCache:
 
         return head + escape_key_part(key)
 
+    def view(self, namespace: BoundNamespace, tier: str | None) -> CacheView:
+        """Return a reader of *namespace*'s values as *tier* sees them.
+
+        A caller that reads one namespace and tier again and again (the
+        orchestrator, once per route) keeps the view rather than ask for it
+        on every read.
+        """
+        return CacheView(self, namespace, tier)
+
     async def read(
         self, namespace: BoundNamespace, key: str, tier: str | None
     ) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
-        entry = await self._store.get(self.key_for(namespace, key))
-        if (
-            entry is None
-            or entry.decoded is not None
-            or entry.partial
-            or entry.payload == NOT_FOUND_PAYLOAD
-        ):
-            return self._judge(namespace, key, entry, tier)
-
-        # Bytes to decode, from a backend outside the process: Redis's hit
-        # path. Anything unusual goes to `_judge`.
-        age = self._fresh_age(namespace, entry, tier)
-        if age is None:
-            return self._judge(namespace, key, entry, tier)
-
-        try:
-            value = self._codec.decode(entry.payload, namespace.value_type)
-        except CodecError:
-            # Decoded again there, to be counted and logged: junk is rare.
-            return self._judge(namespace, key, entry, tier)
-
-        self.counters.hits += 1
-        return CachedValue(value, age, True)
+        return await self.view(namespace, tier).read(key)
 
     def read_nowait(
         self, namespace: BoundNamespace, key: str, tier: str | None
@@ -259,42 +246,7 @@ class TypedCache:
         Raises:
             trio.WouldBlock: The backend cannot answer without waiting.
         """
-        get_nowait = self._get_nowait
-        if get_nowait is None:
-            raise trio.WouldBlock
-
-        entry = get_nowait(self.key_for(namespace, key))
-        if entry is None:
-            self.counters.misses += 1
-            return None
-
-        kept = entry.decoded
-        if kept is None or entry.partial or kept[0] is not namespace.value_type:
-            return self._judge(namespace, key, entry, tier)
-
-        # A value kept decoded: the memory hit's path.
-        age = self._fresh_age(namespace, entry, tier)
-        if age is None:
-            return self._judge(namespace, key, entry, tier)
-
-        self.counters.hits += 1
-        return CachedValue(kept[1], age, True)
-
-    def _fresh_age(
-        self, namespace: BoundNamespace, entry: CacheEntry, tier: str | None
-    ) -> float | None:
-        # The age of a whole (not partial) entry fresh for *tier*, else None:
-        # the one judgement both hit paths make before `_judge`'s others.
-        now = self._clock()
-        age = now - entry.stored_at
-        fresh_for = self._freshness.get((namespace.name, tier, False))
-        if fresh_for is None:
-            fresh_for = self._fresh_for(namespace.name, tier, False)
-
-        if not 0.0 <= age < fresh_for or now >= entry.expires_at:
-            return None
-
-        return age
+        return self.view(namespace, tier).read_nowait(key)
 
     def _judge(
         self,
@@ -627,3 +579,100 @@ def _guarded(
         breaker=BreakerSettings() if breaker is None else breaker,
     )
     return guarded, {backend.name: guarded}
+
+
+class CacheView:
+    """One namespace's cached values as one tier sees them.
+
+    What `TypedCache.read` and `TypedCache.read_nowait` do, with the key's
+    head and the freshness resolved once, when the view is made, rather
+    than looked up on every read: a memory hit is little more than those
+    look-ups. Made by `TypedCache.view`.
+    """
+
+    __slots__ = ("_cache", "_fresh_for", "_head", "_namespace", "_tier")
+
+    def __init__(
+        self, cache: TypedCache, namespace: BoundNamespace, tier: str | None
+    ) -> None:
+        self._cache = cache
+        self._namespace = namespace
+        self._tier = tier
+        self._head = cache.key_for(namespace, "")
+        self._fresh_for = cache._fresh_for(namespace.name, tier, False)
+
+    @property
+    def reads_at_once(self) -> bool:
+        """Whether `read_nowait` may answer; when not, it always raises."""
+        return self._cache.reads_at_once
+
+    async def read(self, key: str) -> CachedValue | None:
+        """Return the servable value stored for *key*, or ``None``."""
+        cache = self._cache
+        entry = await cache._store.get(self._key(key))
+        if (
+            entry is None
+            or entry.decoded is not None
+            or entry.partial
+            or entry.payload == NOT_FOUND_PAYLOAD
+        ):
+            return cache._judge(self._namespace, key, entry, self._tier)
+
+        # Bytes to decode, from a backend outside the process: Redis's hit
+        # path. Anything unusual goes to `_judge`.
+        age = self._fresh_age(entry)
+        if age is None:
+            return cache._judge(self._namespace, key, entry, self._tier)
+
+        try:
+            value = cache._codec.decode(entry.payload, self._namespace.value_type)
+        except CodecError:
+            # Decoded again there, to be counted and logged: junk is rare.
+            return cache._judge(self._namespace, key, entry, self._tier)
+
+        cache.counters.hits += 1
+        return CachedValue(value, age, True)
+
+    def read_nowait(self, key: str) -> CachedValue | None:
+        """Return what `read` would, without waiting, or raise `trio.WouldBlock`.
+
+        Raises:
+            trio.WouldBlock: The backend cannot answer without waiting.
+        """
+        cache = self._cache
+        get_nowait = cache._get_nowait
+        if get_nowait is None:
+            raise trio.WouldBlock
+
+        entry = get_nowait(self._key(key))
+        if entry is None:
+            cache.counters.misses += 1
+            return None
+
+        # A value kept decoded, whole and fresh: the memory hit's path.
+        # Anything else goes to `_judge`.
+        kept = entry.decoded
+        if kept is not None and not entry.partial:
+            age = self._fresh_age(entry)
+            if age is not None and kept[0] is self._namespace.value_type:
+                cache.counters.hits += 1
+                return CachedValue(kept[1], age, True)
+
+        return cache._judge(self._namespace, key, entry, self._tier)
+
+    def _key(self, key: str) -> str:
+        # `TypedCache.key_for`, with the head resolved.
+        if "%" in key or ":" in key:
+            return self._head + escape_key_part(key)
+
+        return self._head + key
+
+    def _fresh_age(self, entry: CacheEntry) -> float | None:
+        # The age of an entry still fresh for the tier, else None: the one
+        # judgement both hit paths make before `_judge`'s others.
+        now = self._cache._clock()
+        age = now - entry.stored_at
+        if not 0.0 <= age < self._fresh_for or now >= entry.expires_at:
+            return None
+
+        return age

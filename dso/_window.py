@@ -126,6 +126,20 @@ class TimeWindow:
         self._failures += failures
         self._slow += slow
 
+    def record_passes(self, calls: int, now: float) -> None:
+        """Add *calls* outcomes that neither failed nor were slow.
+
+        What ``record_many(calls, 0, 0, now=now)`` does, in fewer steps
+        while *now* is in the newest bucket's second: a cache hit records
+        one on every call.
+        """
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == now // 1:
+            buckets[-1][1] += calls
+            self._calls += calls
+        else:
+            self.record_many(calls, 0, 0, now=now)
+
     def totals(self, now: float) -> WindowTotals:
         """Return the totals of the buckets still inside the window."""
         self._expire(math.floor(now))

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 import dso
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._config import BreakerSettings
 from dso._guarded_cache import GuardedBackend
 from dso._memory import MemoryCache
@@ -106,7 +106,7 @@ async def test_closing_during_a_tiered_read_in_l1_ends_it_before_l2(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """Closing while a read is in L1 ends it at once: no L2 read is begun."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     l1 = GatedMemory(clock=clock, max_entries=10)
     l2 = FakeCacheBackend(clock, name="l2")
     l2.hanging = True
@@ -150,7 +150,7 @@ async def test_a_tiered_miss_reads_l1_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """A key missing from every tier is one L1 miss, not one per read path."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     l1 = MemoryCache(clock=clock, max_entries=10)
     l2 = FakeCacheBackend(clock, name="l2")
     cache = TieredCache(

@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 import dso
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._memory import MemoryCache
 from dso.testing import FakeProvider
 
@@ -41,7 +41,7 @@ BAD_PAYLOADS = {
 @pytest.mark.parametrize("payload", BAD_PAYLOADS.values(), ids=BAD_PAYLOADS)
 async def test_a_bad_entry_is_a_counted_miss_and_is_replaced(payload: bytes) -> None:
     """The provider is asked, the miss is counted, and its answer replaces the bytes."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     backend = MemoryCache(clock=clock, max_entries=10)
     now = clock()
     await backend.set("dso:quotes:1:AAPL", dso.CacheEntry(payload, now, now + 3600))

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 import dso
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._config import BreakerSettings
 from dso._guarded_cache import GuardedBackend
 from dso.testing import FakeCacheBackend, FakeProvider
@@ -38,7 +38,7 @@ async def test_a_failing_backend_is_not_asked_once_its_breaker_opens(
 ) -> None:
     """After threshold failures, reads and writes skip the backend, counted."""
     provider = FakeProvider("p", {f"K{index}": index for index in range(10)})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.down = True
 
     async with dso.open_orchestrator(
@@ -59,7 +59,7 @@ async def test_a_hanging_backend_costs_its_timeout_only_until_the_breaker_opens(
 ) -> None:
     """Timeouts count as failures; once open, a fetch waits for no timeout."""
     provider = FakeProvider("p", {f"K{index}": index for index in range(5)})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.hanging = True
 
     async with dso.open_orchestrator(
@@ -80,7 +80,7 @@ async def test_the_backend_comes_back_by_itself_after_reset_after(
 ) -> None:
     """Once the backend works again, a trial after reset_after closes the breaker."""
     provider = FakeProvider("p", {"K0": 0, "K1": 1})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.down = True
 
     async with dso.open_orchestrator(
@@ -102,7 +102,7 @@ async def test_an_outage_logs_one_warning_when_it_starts_and_one_when_it_ends(
 ) -> None:
     """Many failures and failed trials make two warnings, not one per failure."""
     provider = FakeProvider("p", {f"K{index}": index for index in range(10)})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.down = True
     caplog.set_level(logging.DEBUG, logger="dso")
 
@@ -128,7 +128,7 @@ async def test_a_cancelled_caller_is_not_a_backend_failure(
 ) -> None:
     """Cancelling reads in flight never trips the backend's breaker."""
     provider = FakeProvider("p", {"K0": 0})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.hanging = True
 
     async with dso.open_orchestrator(
@@ -147,7 +147,7 @@ async def test_closing_ends_a_hung_read_without_charging_the_backend(
 ) -> None:
     """Leaving the block ends a read hung on the backend at once: OrchestratorClosed."""
     provider = FakeProvider("p", {"K0": 0})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.hanging = True
     config = dso.Config.from_dict(
         {
@@ -195,7 +195,7 @@ async def test_closing_right_after_a_fetch_keeps_the_write_under_way(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """Leaving the block ends reads, never the write of a value just fetched."""
-    backend = SlowWrites(TrioWallClock())
+    backend = SlowWrites(trio_wall_clock())
     first = FakeProvider("p", {"K0": 0})
     down = FakeProvider("p")
     down.fail_all()
@@ -219,7 +219,7 @@ async def test_the_cache_breaker_can_be_taken_in_hand(
 ) -> None:
     """cache_breaker gives the breaker by label, to force it open or reset it."""
     provider = FakeProvider("p", {"K0": 0})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
 
     async with dso.open_orchestrator(
         make_config(), providers=[provider], cache=backend
@@ -241,7 +241,7 @@ async def test_a_failed_invalidation_raises_cache_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     """An entry that could not be removed is an error, not a silent skip."""
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.down = True
 
     async with dso.open_orchestrator(make_config(), cache=backend) as orch:
@@ -254,7 +254,7 @@ async def test_backend_failures_reach_telemetry(
 ) -> None:
     """Each failed cache operation counts in the operator's stats()."""
     provider = FakeProvider("p", {"K0": 0})
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
     backend.down = True
 
     async with dso.open_orchestrator(
@@ -271,7 +271,7 @@ class JunkBackend(FakeCacheBackend):
     """Answers reads with *junk* instead of entries, as a broken plugin might."""
 
     def __init__(self, junk: object) -> None:
-        super().__init__(TrioWallClock())
+        super().__init__(trio_wall_clock())
         self.junk = junk
 
     async def get(self, key: str) -> dso.CacheEntry | None:
@@ -300,7 +300,7 @@ async def test_a_backend_that_answers_junk_has_failed_the_read(
 
 async def test_entries_for_keys_not_asked_fail_the_read() -> None:
     """A get_many answer naming a key not asked for is a failure, not served."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     backend = FakeCacheBackend(clock)
     await backend.set("other", dso.CacheEntry(b"\x01", clock(), clock() + 60))
     guarded = GuardedBackend(
@@ -337,7 +337,7 @@ async def test_a_key_that_is_not_text_is_refused_before_the_cache(
 ) -> None:
     """A lone surrogate cannot be stored: a ValueError, not a backend failure."""
     provider = FakeProvider("p", {"\ud800": 1})
-    backend = SurrogateRefusingBackend(TrioWallClock())
+    backend = SurrogateRefusingBackend(trio_wall_clock())
 
     async with dso.open_orchestrator(
         make_config(), providers=[provider], cache=backend
@@ -426,7 +426,7 @@ async def test_an_in_process_backend_without_get_nowait_is_read_by_waiting(
         in_process = True
 
     provider = FakeProvider("p", {"K0": 0})
-    backend = WaitingBackend(TrioWallClock())
+    backend = WaitingBackend(trio_wall_clock())
 
     async with dso.open_orchestrator(
         make_config(), providers=[provider], cache=backend
@@ -449,7 +449,7 @@ async def test_a_fetched_value_is_written_at_once_where_the_backend_can(
             self.entries.set_many_nowait(entries)
 
     provider = FakeProvider("p", {"K0": 0})
-    backend = AtOnceBackend(TrioWallClock())
+    backend = AtOnceBackend(trio_wall_clock())
 
     async with dso.open_orchestrator(
         make_config(), providers=[provider], cache=backend

@@ -14,7 +14,7 @@ import trio
 import trio.testing
 
 import dso
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso.testing import Delay, FakeCacheBackend, FakeProvider, Hang
 
 
@@ -649,7 +649,7 @@ async def test_a_late_request_joins_the_call_without_a_cache_round_trip(
 ) -> None:
     """A request arriving while its key's call runs joins it, reading no backend."""
     provider = FakeProvider("p", {"A": 1}, delay=5)
-    backend = FakeCacheBackend(TrioWallClock())
+    backend = FakeCacheBackend(trio_wall_clock())
 
     async with (
         orchestrator(provider, cache=backend) as orch,

@@ -8,7 +8,7 @@ from trio.testing import MockClock
 
 from dso import _builtin_backends, _hooks
 from dso._cache import CacheBackend, CacheEntry
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._codec import Codec
 from dso._config import CacheSettings
 from dso._errors import ConfigError
@@ -156,8 +156,8 @@ async def test_an_already_expired_entry_is_not_stored(
 
 
 async def test_entries_age_with_trios_clock(autojump_clock: MockClock) -> None:
-    """With `TrioWallClock`, entries expire as trio's clock moves on."""
-    clock = TrioWallClock()
+    """With `trio_wall_clock`, entries expire as trio's clock moves on."""
+    clock = trio_wall_clock()
     cache = MemoryCache(clock=clock, max_entries=10)
     now = clock()
     await cache.set("k", CacheEntry(b"v", stored_at=now, expires_at=now + 60))

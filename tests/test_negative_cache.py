@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 import dso
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._codec import Codec
 from dso._config import NamespaceSettings
 from dso._memory import MemoryCache
@@ -146,7 +146,7 @@ async def test_a_batch_with_fallbacks_remembers_only_keys_nobody_knows() -> None
 
 async def test_a_cached_none_is_a_value_not_a_not_found() -> None:
     """A None stored as a value reads back as a value, never as NOT_FOUND."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     cache = TypedCache(
         MemoryCache(clock=clock, max_entries=10),
         Codec(),

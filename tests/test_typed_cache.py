@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 from dso._cache import CacheEntry
-from dso._clock import TrioWallClock
+from dso._clock import trio_wall_clock
 from dso._codec import Codec
 from dso._config import NamespaceSettings, TtlSettings
 from dso._memory import MemoryCache
@@ -37,7 +37,7 @@ class CountingCodec(Codec):
 
 
 def typed_cache(codec: Codec, ttl: TtlSettings | None = None) -> TypedCache:
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     backend = MemoryCache(clock=clock, max_entries=10)
     return TypedCache(backend, codec, TtlTable({}, ttl), clock, "dso")
 
@@ -137,7 +137,7 @@ async def test_reading_at_once_finds_what_reading_by_waiting_finds(
     tier: str | None,
 ) -> None:
     """read_nowait and read agree on value, freshness and age, whatever the entry."""
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     ttl = TtlTable({"things": TtlSettings(fresh=60, stale=600, tiers={"pro": 5})})
     cache = TypedCache(
         MemoryCache(clock=clock, max_entries=10), Codec(), ttl, clock, "dso"
@@ -210,7 +210,7 @@ class BytesOnly(MemoryCache):
 
 
 def bytes_only_cache() -> tuple[TypedCache, BytesOnly]:
-    clock = TrioWallClock()
+    clock = trio_wall_clock()
     backend = BytesOnly(clock=clock, max_entries=10)
     return TypedCache(backend, Codec(), TtlTable({}), clock, "dso"), backend
 
@@ -239,7 +239,7 @@ async def test_junk_bytes_read_by_waiting_are_one_undecodable_miss() -> None:
     """Bytes that are not a value are a miss, counted once as undecodable."""
     cache, backend = bytes_only_cache()
     points = space(Point)
-    now = TrioWallClock()()
+    now = trio_wall_clock()()
     junk = CacheEntry(b"\xc1junk", now, now + 3600)
     await backend.set(cache.key_for(points, "p"), junk)
 
