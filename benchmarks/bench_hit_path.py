@@ -16,6 +16,11 @@ Measured in the same run, best of a few repeats, in microseconds per call:
 Times are CPU time of this process (``time.process_time``), so that other
 processes on a shared machine slow the figures less.
 
+The hit's ratio to a checkpoint swings by a tenth or more from one process
+to the next (memory layout, and other tenants of a shared host), so it is
+also measured in several fresh processes, one after another, and the
+target is judged on their median.
+
 Targets (issue 5): a hit at most 2x one checkpoint and faster than cashews
 and aiocache; a cached batch under 1 microsecond per key beyond one
 checkpoint. The script reports; it exits 0 whether or not they are met.
@@ -25,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -41,6 +48,7 @@ CALLS = 20_000
 BATCH = 1_000
 BATCH_CALLS = 50
 REPEATS = 5
+PROCESSES = 7
 
 
 @attrs.frozen
@@ -182,6 +190,19 @@ def on_asyncio(function: Callable[[], Awaitable[float]]) -> Callable[[], float]:
     return lambda: asyncio.run(function())  # type: ignore[arg-type]
 
 
+def hit_ratio(_: int = 0) -> float:
+    """Return a memory hit's time over one checkpoint's, best of a few each."""
+    times = best_of({"checkpoint": on_trio(checkpoints), "hit": on_trio(dso_hits)})
+    return times["hit"] / times["checkpoint"]
+
+
+def hit_ratios() -> list[float]:
+    """Return `hit_ratio` measured in each of several fresh processes."""
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Pool(1, maxtasksperchild=1) as pool:
+        return pool.map(hit_ratio, range(PROCESSES), chunksize=1)
+
+
 def main() -> None:
     times = best_of(
         {
@@ -206,13 +227,21 @@ def main() -> None:
         f"  {per_key * 1e6:.3f} µs/key beyond one checkpoint"
     )
 
+    ratios = hit_ratios()
+    median = statistics.median(ratios)
+    print(
+        f"memory hit / checkpoint in {PROCESSES} fresh processes: "
+        + " ".join(f"{ratio:.2f}" for ratio in sorted(ratios))
+        + f"; median {median:.2f}x"
+    )
+
     hit = times["dso fetch_with_fallback, memory hit"]
     peers = min(
         times["cashews @cache, mem:// hit (asyncio)"],
         times["aiocache @cached, memory hit (asyncio)"],
     )
     print(
-        f"targets: hit <= 2x checkpoint: {'met' if hit <= 2 * checkpoint else 'MISSED'}"
+        f"targets: hit <= 2x checkpoint: {'met' if median <= 2 else 'MISSED'}"
         f"; faster than cashews and aiocache: {'met' if hit < peers else 'MISSED'}"
         f"; batch < 1 µs/key: {'met' if per_key < 1e-6 else 'MISSED'}"
     )

@@ -590,7 +590,17 @@ class CacheView:
     look-ups. Made by `TypedCache.view`.
     """
 
-    __slots__ = ("_cache", "_fresh_for", "_head", "_namespace", "_tier")
+    __slots__ = (
+        "_cache",
+        "_clock",
+        "_counters",
+        "_fresh_for",
+        "_get_nowait",
+        "_head",
+        "_namespace",
+        "_tier",
+        "reads_at_once",
+    )
 
     def __init__(
         self, cache: TypedCache, namespace: BoundNamespace, tier: str | None
@@ -598,13 +608,13 @@ class CacheView:
         self._cache = cache
         self._namespace = namespace
         self._tier = tier
-        self._head = cache.key_for(namespace, "")
+        self._head = key_head(cache._prefix, namespace.name, namespace.version)
         self._fresh_for = cache._fresh_for(namespace.name, tier, False)
-
-    @property
-    def reads_at_once(self) -> bool:
+        self._get_nowait = cache._get_nowait
+        self._clock = cache._clock
+        self._counters = cache.counters
+        self.reads_at_once = self._get_nowait is not None
         """Whether `read_nowait` may answer; when not, it always raises."""
-        return self._cache.reads_at_once
 
     async def read(self, key: str) -> CachedValue | None:
         """Return the servable value stored for *key*, or ``None``."""
@@ -630,7 +640,7 @@ class CacheView:
             # Decoded again there, to be counted and logged: junk is rare.
             return cache._judge(self._namespace, key, entry, self._tier)
 
-        cache.counters.hits += 1
+        self._counters.hits += 1
         return CachedValue(value, age, True)
 
     def read_nowait(self, key: str) -> CachedValue | None:
@@ -639,14 +649,13 @@ class CacheView:
         Raises:
             trio.WouldBlock: The backend cannot answer without waiting.
         """
-        cache = self._cache
-        get_nowait = cache._get_nowait
+        get_nowait = self._get_nowait
         if get_nowait is None:
             raise trio.WouldBlock
 
         entry = get_nowait(self._key(key))
         if entry is None:
-            cache.counters.misses += 1
+            self._counters.misses += 1
             return None
 
         # A value kept decoded, whole and fresh: the memory hit's path.
@@ -655,22 +664,22 @@ class CacheView:
         if kept is not None and not entry.partial:
             age = self._fresh_age(entry)
             if age is not None and kept[0] is self._namespace.value_type:
-                cache.counters.hits += 1
+                self._counters.hits += 1
                 return CachedValue(kept[1], age, True)
 
-        return cache._judge(self._namespace, key, entry, self._tier)
+        return self._cache._judge(self._namespace, key, entry, self._tier)
 
     def _key(self, key: str) -> str:
         # `TypedCache.key_for`, with the head resolved.
-        if "%" in key or ":" in key:
-            return self._head + escape_key_part(key)
+        if type(key) is str and "%" not in key and ":" not in key:
+            return self._head + key
 
-        return self._head + key
+        return self._head + escape_key_part(key)
 
     def _fresh_age(self, entry: CacheEntry) -> float | None:
         # The age of an entry still fresh for the tier, else None: the one
         # judgement both hit paths make before `_judge`'s others.
-        now = self._cache._clock()
+        now = self._clock()
         age = now - entry.stored_at
         if not 0.0 <= age < self._fresh_for or now >= entry.expires_at:
             return None
