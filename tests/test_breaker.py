@@ -5,6 +5,7 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -15,6 +16,7 @@ from hypothesis.stateful import (
 
 import dso
 from dso import BreakerState, ErrorCode
+from dso._window import TimeWindow
 
 
 class Clock:
@@ -122,6 +124,34 @@ def test_time_window_forgets_outcomes_older_than_its_span() -> None:
     statistics = breaker.statistics()
 
     assert (2, 0) == (statistics.calls_in_window, statistics.failures_in_window)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 4, allow_nan=False),
+            st.integers(1, 5),
+            st.integers(0, 2),
+        ),
+        max_size=40,
+    )
+)
+def test_recording_passes_is_recording_calls_that_neither_failed_nor_were_slow(
+    steps: list[tuple[float, int, int]],
+) -> None:
+    """record_passes leaves a time window as record_many with no failures does."""
+    quick, plain = TimeWindow(10), TimeWindow(10)
+    now = 0.0
+    seen = []
+    for step, calls, failures in steps:
+        now += step
+        quick.record_passes(calls, now)
+        plain.record_many(calls, 0, 0, now=now)
+        quick.record_many(failures, failures, 0, now=now)
+        plain.record_many(failures, failures, 0, now=now)
+        seen.append((plain.totals(now), quick.totals(now)))
+
+    assert [expected for expected, _ in seen] == [actual for _, actual in seen]
 
 
 def test_slow_calls_open_the_breaker() -> None:

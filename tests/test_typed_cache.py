@@ -251,3 +251,22 @@ async def test_junk_bytes_read_by_waiting_are_one_undecodable_miss() -> None:
         cache.counters.undecodable,
         cache.counters.misses,
     )
+
+
+async def test_a_key_with_separators_is_read_at_once_where_it_was_written() -> None:
+    """read_nowait escapes ':' and '%' as a write does, so keys never collide."""
+    cache = typed_cache(Codec())
+    points = space(Point)
+    await cache.write(points, "a:b%c", Point(1), partial=False)
+    await cache.write(points, "a%3Ab", Point(2), partial=False)
+
+    found = [
+        cached.value if cached is not None else None
+        for cached in [
+            cache.read_nowait(points, "a:b%c", None),
+            cache.read_nowait(points, "a%3Ab", None),
+            cache.read_nowait(points, "a:b", None),
+        ]
+    ]
+
+    assert [Point(1), Point(2), None] == found
