@@ -77,7 +77,11 @@ class CacheBackend(Protocol):
     wake, so that the next request finds it. ``get_nowait`` may raise
     `trio.WouldBlock` when it cannot answer without waiting: the built-in
     tiered backend, which is not itself in the process, offers one that
-    answers from its memory L1 and raises for what only L2 may hold.
+    answers from its memory L1 and raises for what only L2 may hold. A
+    backend whose ``get_nowait`` raises so may offer
+    ``async get_after_nowait(key)``, read next instead of `get`, for what
+    the first could not answer: the tiered backend's reads L2 alone, so
+    that L1 counts the miss once.
     """
 
     @property

@@ -753,7 +753,9 @@ class Orchestrator:
             # scope (about a third; the read's timeout, which closing also
             # cancels), the codec's decode, and the checks, counters and
             # frozen result that the memory hit shares.
-            cached = await self._read_cache(view, key)
+            # When the read at once raised WouldBlock, the backend is asked
+            # only for what that read could not answer.
+            cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
             served = self._served_fresh("fallback", key, space, cached, started)
             if served is not None:
                 return served
@@ -800,7 +802,9 @@ class Orchestrator:
         call_key = (space.name, key, "merge", names, strategy, needed)
         started = self._now()
         if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            cached = await self._read_cache(view, key)
+            # When the read at once raised WouldBlock, the backend is asked
+            # only for what that read could not answer.
+            cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
             served = self._served_fresh("merge", key, space, cached, started)
             if served is not None:
                 return served
@@ -958,18 +962,20 @@ class Orchestrator:
         )
         return cache_hit(key, space.name, cached.value, cached.age)
 
-    async def _read_cache(self, view: CacheView, key: str) -> CachedValue | None:
+    async def _read_cache(
+        self, view: CacheView, key: str, *, after_nowait: bool = False
+    ) -> CachedValue | None:
         if self._cache.in_process:
             # A backend in this process answers at once: there is nothing
             # for closing to cancel, and a scope would cost every read.
-            return await view.read(key)
+            return await view.read(key, after_nowait=after_nowait)
 
         # No scope of its own, which would cost every read about as much
         # as the cache guard's timeout scope: closing cancels that one
         # (`TypedCache.cancel_reads`), and the read comes back empty. A
         # read begun after closing would be cancelled by nothing.
         self._check_open()
-        cached = await view.read(key)
+        cached = await view.read(key, after_nowait=after_nowait)
         if self._closed:
             raise OrchestratorClosed("the orchestrator closed during the call")
 

@@ -72,14 +72,26 @@ class TieredCache:
 
     async def get(self, key: str) -> CacheEntry | None:
         """Return the entry under *key* from L1, else from L2 (filling L1)."""
-        # TODO: after `get_nowait` found nothing in L1, the orchestrator's
-        # read by waiting comes here and asks L1 again: L1's statistics and
-        # breaker count each miss twice. Needs an L2-only read through
-        # TypedCache (tests/test_adversarial_hits.py, xfail).
         entry = await self.l1.get(key)
         if entry is not None:
             return entry
 
+        return await self._get_from_l2(key)
+
+    async def get_after_nowait(self, key: str) -> CacheEntry | None:
+        """Return what `get` would, for a key `get_nowait` just missed in L1.
+
+        L1 is not asked again, so that its statistics and breaker count
+        the miss once. An L1 that cannot answer at once at all is.
+        """
+        # An L1 that reads at once but raised WouldBlock of its own accord
+        # (a third party's may) is skipped too: what it holds, L2 holds.
+        if not self.l1.reads_at_once:
+            return await self.get(key)
+
+        return await self._get_from_l2(key)
+
+    async def _get_from_l2(self, key: str) -> CacheEntry | None:
         deletes = self._deletes
         entry = await self.l2.get(key)
         if entry is not None and deletes == self._deletes:

@@ -14,7 +14,7 @@ extension type, which the codec never writes and refuses to read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -169,6 +169,9 @@ class TypedCache:
         )
         self.reads_at_once = self._get_nowait is not None
         """Whether `read_nowait` may answer; when not, it always raises."""
+        self._get_after_nowait: Callable[[str], Awaitable[CacheEntry | None]] = getattr(
+            self._store, "get_after_nowait", self._store.get
+        )
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
         """Return each guarded backend's breaker state and failures, by label."""
@@ -616,10 +619,18 @@ class CacheView:
         self.reads_at_once = self._get_nowait is not None
         """Whether `read_nowait` may answer; when not, it always raises."""
 
-    async def read(self, key: str) -> CachedValue | None:
-        """Return the servable value stored for *key*, or ``None``."""
+    async def read(self, key: str, *, after_nowait: bool = False) -> CachedValue | None:
+        """Return the servable value stored for *key*, or ``None``.
+
+        Args:
+            key: The key, unescaped.
+            after_nowait: `read_nowait` just raised `trio.WouldBlock` for
+                *key*: ask the backend only for what that could not
+                answer (a tiered backend's L2, not its L1 again).
+        """
         cache = self._cache
-        entry = await cache._store.get(self._key(key))
+        get = cache._get_after_nowait if after_nowait else cache._store.get
+        entry = await get(self._key(key))
         if (
             entry is None
             or entry.decoded is not None
