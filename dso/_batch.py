@@ -175,6 +175,8 @@ class BatchRun:
                     self._attempts[key].append(DEADLINE_PASSED)
 
         hits = cache_hits(self._space.name, self._found.hits)
+        for key in self._found.partial:
+            hits[key] = attrs.evolve(hits[key], partial=True)
         if len(hits) == len(self._keys):
             # Every key fresh in the cache: nothing else to look at.
             return BatchResult(hits, self._summary(len(hits), []))
@@ -377,6 +379,7 @@ class BatchRun:
                 cached=True,
                 stale=True,
                 age=cached.age,
+                partial=cached.partial,
                 attempts=attempts,
             )
 

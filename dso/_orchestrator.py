@@ -266,7 +266,9 @@ class Orchestrator:
                 self._telemetry.fresh_hit_served(
                     "fallback", space.name, key, cached.age
                 )
-                return cache_hit(key, space.name, cached.value, cached.age)
+                return cache_hit(
+                    key, space.name, cached.value, cached.age, cached.partial
+                )
 
         # The rest in a method of its own: its closure's cells would
         # otherwise be made on every hit too.
@@ -342,7 +344,9 @@ class Orchestrator:
             cached = _read_at_once(view, key)
             if type(cached) is CachedValue and cached.fresh and not cached.not_found:
                 self._telemetry.fresh_hit_served("merge", space.name, key, cached.age)
-                return cache_hit(key, space.name, cached.value, cached.age)
+                return cache_hit(
+                    key, space.name, cached.value, cached.age, cached.partial
+                )
 
         return await self._merge(
             key,
@@ -960,7 +964,7 @@ class Orchestrator:
         self._telemetry.fresh_hit_served(
             strategy, space.name, key, cached.age, duration
         )
-        return cache_hit(key, space.name, cached.value, cached.age)
+        return cache_hit(key, space.name, cached.value, cached.age, cached.partial)
 
     async def _read_cache(
         self, view: CacheView, key: str, *, after_nowait: bool = False
@@ -1067,6 +1071,7 @@ class Orchestrator:
             cached=True,
             stale=True,
             age=cached.age,
+            partial=cached.partial,
         )
 
 
@@ -1202,7 +1207,14 @@ def _from_cache(
 
     # Positional: on the hit path, keywords make this call twice as slow.
     return FetchResult(
-        key, space.name, cached.value, CACHE_SOURCE, True, stale, cached.age
+        key,
+        space.name,
+        cached.value,
+        CACHE_SOURCE,
+        True,
+        stale,
+        cached.age,
+        cached.partial,
     )
 
 

@@ -182,11 +182,13 @@ class _Thawed(FetchResult[Any]):
     __delattr__ = object.__delattr__
 
 
-def cache_hit(key: str, namespace: str, data: Any, age: float) -> FetchResult[Any]:
+def cache_hit(
+    key: str, namespace: str, data: Any, age: float, partial: bool = False
+) -> FetchResult[Any]:
     """Return the result of a fresh cache hit.
 
     It equals ``FetchResult(key, namespace, data, "cache", True, False,
-    age)``, built in a quarter of the time the frozen class's own
+    age, partial)``, built in a quarter of the time the frozen class's own
     constructor takes: a hit spends much of its time there.
     """
     result: Any = _Thawed()
@@ -197,7 +199,7 @@ def cache_hit(key: str, namespace: str, data: Any, age: float) -> FetchResult[An
     result.cached = True
     result.stale = False
     result.age = age
-    result.partial = False
+    result.partial = partial
     result.sources = ()
     result.attempts = ()
     result.__class__ = FetchResult

@@ -50,6 +50,7 @@ class CachedValue:
         expired_for: Seconds since it stopped being fresh (0 if fresh).
         not_found: The entry remembers that every provider answered
             NOT_FOUND; *value* is ``None`` and means nothing.
+        partial: The value is a merge built from fewer than all providers.
     """
 
     value: Any
@@ -57,6 +58,7 @@ class CachedValue:
     fresh: bool
     expired_for: float = 0.0
     not_found: bool = False
+    partial: bool = False
 
 
 @attrs.define
@@ -71,10 +73,13 @@ class CachedBatch:
             order the keys were asked.
         others: The other servable entries: values past their freshness
             and remembered NOT_FOUNDs (which count as fresh).
+        partial: The keys among *hits* whose value is a merge built from
+            fewer than all providers.
     """
 
     hits: dict[str, tuple[Any, float]]
     others: dict[str, CachedValue]
+    partial: set[str] = attrs.Factory(set)
 
     def is_fresh(self, key: str) -> bool:
         """Whether *key* needs no provider: a fresh value or a remembered NOT_FOUND."""
@@ -347,6 +352,7 @@ class TypedCache:
         entry_at = entries.get
         hits: dict[str, tuple[Any, float]] = {}
         others: dict[str, CachedValue] = {}
+        partial: set[str] = set()
         for key, backend_key in zip(keys, backend_keys, strict=True):
             entry = entry_at(backend_key)
             if entry is None or now >= entry.expires_at:
@@ -372,10 +378,12 @@ class TypedCache:
 
             if cached.fresh and not cached.not_found:
                 hits[key] = (cached.value, cached.age)
+                if cached.partial:
+                    partial.add(key)
             else:
                 others[key] = cached
 
-        return CachedBatch(hits, others)
+        return CachedBatch(hits, others, partial)
 
     async def write(
         self, namespace: BoundNamespace, key: str, value: object, *, partial: bool
@@ -526,11 +534,12 @@ class TypedCache:
         if age < 0.0:
             age = 0.0
 
-        fresh_for = self._fresh_for(namespace.name, tier, entry.partial)
+        partial = entry.partial
+        fresh_for = self._fresh_for(namespace.name, tier, partial)
         if age < fresh_for:
-            return CachedValue(value, age, True)
+            return CachedValue(value, age, True, partial=partial)
 
-        return CachedValue(value, age, False, age - fresh_for)
+        return CachedValue(value, age, False, age - fresh_for, partial=partial)
 
     def _fresh_for(self, namespace: str, tier: str | None, partial: bool) -> float:
         # The TTL table never changes: remember its answers (namespaces x

@@ -157,3 +157,38 @@ def test_concat_dedupe_keeps_first_and_newest() -> None:
 
     assert ["b", "c", "a"] == [item["url"] for item in merged]
     assert "first" == merged[2]["by"]
+
+
+async def test_a_cached_partial_merge_is_served_still_marked_partial(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A merge from fewer than all providers stays partial fresh, stale or batched."""
+    good = FakeProvider("good", {"A": Profile("A", name="Apple")})
+    down = FakeProvider("down")
+    down.fail_all()
+
+    async with orchestrator(good, down) as orch:
+        fetched = await orch.fetch_with_merge(
+            "A", ["good", "down"], namespace="profiles"
+        )
+        fresh = await orch.fetch_with_merge("A", ["good", "down"], namespace="profiles")
+        batched = await orch.batch_fetch(["A"], "good", namespace="profiles")
+        await trio.sleep(20)
+        good.fail_all()
+        stale = await orch.fetch_with_merge(
+            "A", ["good", "down"], namespace="profiles", allow_stale=True
+        )
+        stale_batch = await orch.batch_fetch(
+            ["A"], "good", namespace="profiles", allow_stale=True
+        )
+
+    assert [
+        (False, False, True),
+        (True, False, True),
+        (True, False, True),
+        (True, True, True),
+        (True, True, True),
+    ] == [
+        (result.cached, result.stale, result.partial)
+        for result in [fetched, fresh, batched["A"], stale, stale_batch["A"]]
+    ]
