@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -26,14 +27,14 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from ._config import Config
+from ._config import TIERED, Config
 from ._demo_traffic import demo_keys, demo_traffic
 from ._errors import ConfigError, DsoError
 from ._ops_app import MIN_REFRESH
 from ._ops_server import serve_ops
 from ._ops_views import health_view, stats_view
 from ._orchestrator import Orchestrator, open_orchestrator
-from ._plugins import Plugins, load_plugins
+from ._plugins import Offered, Plugins, load_plugins
 from ._progress import BatchProgress
 from ._redaction import redact_text, redact_url
 from ._results import FetchResult
@@ -522,7 +523,7 @@ def _plugins_table(plugins: Plugins) -> Table:
 
     groups = [
         ("provider", plugins.provider_factories()),
-        ("cache backend", plugins.cache_backends()),
+        ("cache backend", _cache_backends(plugins)),
         ("namespace", plugins.namespaces()),
     ]
     for kind, offered in groups:
@@ -539,6 +540,20 @@ def _plugins_table(plugins: Plugins) -> Table:
             )
 
     return table
+
+
+def _cache_backends(plugins: Plugins) -> dict[str, Offered]:
+    # The tiered backend is no factory of its own: the orchestrator builds
+    # it from two that are. Listed as the built-in plugin's, with memory.
+    backends = plugins.cache_backends()
+    memory = backends.get("memory")
+    if memory is not None and TIERED not in backends:
+        about = SimpleNamespace(
+            description="two backends stacked: [cache.l1] read first, then [cache.l2]"
+        )
+        backends[TIERED] = Offered(TIERED, about, memory.plugin)
+
+    return backends
 
 
 def _run_replay(args: argparse.Namespace, console: Console) -> int:

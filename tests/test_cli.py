@@ -43,3 +43,13 @@ def test_plugins_lists_builtin_backends(capsys: pytest.CaptureFixture[str]) -> N
     assert 0 == status
     assert "sqlite" in output
     assert "dso-market" in output
+
+
+def test_plugins_lists_the_tiered_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """The tiered backend, built from two others, is listed with the built-ins."""
+    status = main(["plugins"])
+
+    rows = [line for line in capsys.readouterr().out.splitlines() if "tiered" in line]
+    assert 0 == status
+    assert 1 == len(rows)
+    assert "dso " in rows[0]
