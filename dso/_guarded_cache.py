@@ -9,10 +9,11 @@ operation tests it, and the first that works closes the breaker again.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import trio
@@ -98,10 +99,10 @@ class GuardedBackend:
         )
         self.in_process = bool(getattr(backend, "in_process", False))
         self._get_nowait: Callable[[str], object] | None = (
-            getattr(backend, "get_nowait", None) if self.in_process else None
+            _at_once(backend, label, "get_nowait") if self.in_process else None
         )
         self._set_many_nowait: Callable[[Mapping[str, CacheEntry]], None] | None = (
-            getattr(backend, "set_many_nowait", None) if self.in_process else None
+            _at_once(backend, label, "set_many_nowait") if self.in_process else None
         )
         self.reads_at_once = self._get_nowait is not None
         """Whether `get_nowait` can answer (else it raises `trio.WouldBlock`)."""
@@ -406,3 +407,17 @@ class GuardedBackend:
 
 def _not_an_entry(found: object) -> TypeError:
     return TypeError(f"the backend returned a {type(found).__name__}, not entries")
+
+
+def _at_once(backend: object, label: str, name: str) -> Any:
+    # An optional method that must answer without waiting: one written
+    # `async def` would hand back a coroutine on every call, and every read
+    # or write would fail. Said at once, to the plugin's author.
+    method = getattr(backend, name, None)
+    if method is not None and inspect.iscoroutinefunction(method):
+        raise TypeError(
+            f"cache backend {label!r}: {name} must answer at once, "
+            "so it cannot be an async function"
+        )
+
+    return method

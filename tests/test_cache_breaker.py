@@ -438,6 +438,26 @@ async def test_an_in_process_backend_without_get_nowait_is_read_by_waiting(
     assert (0, True, 1) == (again.data, again.cached, len(provider.calls))
 
 
+@pytest.mark.parametrize("method", ["get_nowait", "set_many_nowait"])
+async def test_an_async_method_that_should_answer_at_once_is_refused_by_name(
+    method: str,
+) -> None:
+    """A plugin that writes get_nowait as async def is told so when it opens."""
+
+    async def at_once(*args: object) -> None:
+        await trio.lowlevel.checkpoint()
+
+    class AsyncBackend(FakeCacheBackend):
+        in_process = True
+
+    setattr(AsyncBackend, method, at_once)
+    backend = AsyncBackend(trio_wall_clock())
+
+    with pytest.raises(TypeError, match=f"'fake'.*{method}.*async"):
+        async with dso.open_orchestrator(make_config(), cache=backend):
+            pass
+
+
 async def test_a_fetched_value_is_written_at_once_where_the_backend_can(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
