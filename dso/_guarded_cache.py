@@ -117,6 +117,7 @@ class GuardedBackend:
         # Set by `cancel_reads` until `allow_reads`: a read that would begin
         # after closing (a tiered read moving on from L1 to L2) is a miss.
         self._reads_cancelled = False
+        self._in_use = False
         self.listener: CacheListener | None = None
 
     def __repr__(self) -> str:
@@ -314,7 +315,19 @@ class GuardedBackend:
             scope.cancel()
 
     def allow_reads(self) -> None:
-        """Let reads run again after `cancel_reads`: for a new orchestrator."""
+        """Let reads run, for a new orchestrator: again after `cancel_reads`.
+
+        Raises:
+            ValueError: An orchestrator still open reads through this
+                guard: closing either would end the other's reads.
+        """
+        if self._in_use and not self._reads_cancelled:
+            raise ValueError(
+                f"cache backend {self.label!r} is in use by an open "
+                "orchestrator; give each orchestrator a backend of its own"
+            )
+
+        self._in_use = True
         self._reads_cancelled = False
 
     async def _run(

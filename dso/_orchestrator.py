@@ -1141,6 +1141,9 @@ async def open_orchestrator(
             config.cache.breaker,
             listener=telemetry,
         )
+        # Whatever ends the opening, the cache's guards are let go for the
+        # next orchestrator (see `GuardedBackend.allow_reads`).
+        stack.callback(typed_cache.cancel_reads)
         guarded = _guard_all(config, loaded, providers, http, telemetry)
         async with open_background_nursery() as nursery:
             orchestrator = Orchestrator(

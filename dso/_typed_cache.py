@@ -156,11 +156,9 @@ class TypedCache:
         self._heads: dict[tuple[str, int], str] = {}
         self._freshness: dict[tuple[str, str | None, bool], float] = {}
         self._listener = listener
+        self._allow_reads()
         for guard in self._guards.values():
-            # A tiered backend brings its own guards, which an orchestrator
-            # closed before may have left cancelling reads.
             guard.listener = listener
-            guard.allow_reads()
         self._in_process = bool(getattr(self._store, "in_process", False))
         self._get_nowait: Callable[[str], CacheEntry | None] | None = (
             getattr(self._store, "get_nowait", None)
@@ -189,6 +187,20 @@ class TypedCache:
         """
         for guard in self._guards.values():
             guard.cancel_reads()
+
+    def _allow_reads(self) -> None:
+        # A tiered backend brings its own guards, which an orchestrator
+        # closed before may have left cancelling reads, and one still open
+        # may be using: then none of them is taken.
+        allowed = []
+        try:
+            for guard in self._guards.values():
+                guard.allow_reads()
+                allowed.append(guard)
+        except ValueError:
+            for guard in allowed:
+                guard.cancel_reads()
+            raise
 
     def guard(self, label: str) -> GuardedBackend:
         """Return the guard of the backend *label* names (see `statistics`).

@@ -419,3 +419,33 @@ async def test_closing_ends_a_read_hung_on_l2_without_charging_it(
         l2_guard.statistics().errors,
         provider.calls,
     )
+
+
+async def test_a_tiered_cache_serves_one_open_orchestrator_at_a_time() -> None:
+    """A second orchestrator is refused the cache while the first is open."""
+    provider = FakeProvider("p", {"A": 1})
+    cache, _, _ = tiered(FakeWallClock())
+    config = dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 600}}},
+        }
+    )
+    with pytest.raises(dso.ConfigError):
+        # An opening that fails lets the cache go as well.
+        bad = dso.Config.from_dict(
+            {"plugins": {"autoload": False}, "providers": {"q": {"type": "nobody"}}}
+        )
+        async with dso.open_orchestrator(bad, providers=[provider], cache=cache):
+            pass
+
+    async with dso.open_orchestrator(config, providers=[provider], cache=cache):
+        with pytest.raises(ValueError, match="'l1:memory' is in use"):
+            async with dso.open_orchestrator(config, providers=[provider], cache=cache):
+                pass
+
+    async with dso.open_orchestrator(config, providers=[provider], cache=cache) as orch:
+        with trio.fail_after(10):
+            result = await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+
+    assert (1, False) == (result.data, result.cached)
