@@ -81,7 +81,10 @@ class CacheBackend(Protocol):
     backend whose ``get_nowait`` raises so may offer
     ``async get_after_nowait(key)``, read next instead of `get`, for what
     the first could not answer: the tiered backend's reads L2 alone, so
-    that L1 counts the miss once.
+    that L1 counts the miss once. Likewise a backend whose
+    ``set_many_nowait`` writes only part at once (the tiered backend: L1)
+    offers ``async set_many_after_nowait(entries)`` for the rest (L2),
+    written after the callers have their answer.
     """
 
     @property

@@ -9,7 +9,7 @@ the next request finds the value; any other after the waiters have it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -20,7 +20,7 @@ from ._inflight import SharedCall
 from ._merge import Merge
 from ._namespace import BoundNamespace
 from ._results import DEADLINE_PASSED, Attempt, FetchResult
-from ._typed_cache import TypedCache
+from ._typed_cache import TypedCache, WriteRest
 
 
 async def run_in_order(
@@ -274,24 +274,24 @@ async def _publish_and_store(
 async def _publish_then_write(
     call: SharedCall[FetchResult[Any]],
     result: FetchResult[Any],
-    write_nowait: Callable[[], None],
-    write: Callable[[], Awaitable[None]],
+    write_nowait: Callable[[], WriteRest | None],
+    write: WriteRest,
 ) -> None:
-    # A cache in this process is written first, at once, so that a request
-    # made as soon as the waiters wake finds the value. Any other is
-    # written after they have the answer, so that none waits for a round
-    # trip.
+    # A cache in this process (and a tiered backend's L1) is written first,
+    # at once, so that a request made as soon as the waiters wake finds the
+    # value. Any other (and L2) is written after they have the answer, so
+    # that none waits for a round trip.
     try:
-        write_nowait()
+        rest = write_nowait()
     except trio.WouldBlock:
-        pass
-    else:
-        call.publish(result)
-        return
+        rest = write
 
     call.publish(result)
+    if rest is None:
+        return
+
     # Shielded, so that closing the orchestrator right after a fetch (as a
     # command-line run does) still keeps its answer; the cache's own
     # timeout bounds the wait.
     with trio.CancelScope(shield=True):
-        await write()
+        await rest()

@@ -59,6 +59,8 @@ class TieredCache:
         self._l1_ttl = l1_ttl
         self.reads_at_once = l1.reads_at_once
         """Whether `get_nowait` may answer, from L1."""
+        self.writes_at_once = l1.writes_at_once
+        """Whether `set_many_nowait` may write L1 at once."""
         # Bumped as a delete starts and ends: a read that overlapped one
         # may hold what was deleted, and must not copy it back into L1.
         self._deletes = 0
@@ -137,6 +139,23 @@ class TieredCache:
         await self._fill_l1(entries)
         await self.l2.set_many(entries)
 
+    def set_many_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store the entries in L1 at once; `set_many_after_nowait` does L2.
+
+        Raises:
+            trio.WouldBlock: L1 cannot write without waiting; nothing was
+                stored.
+        """
+        copies = self._l1_copies(entries)
+        if copies:
+            self.l1.set_many_nowait(copies)
+        elif not self.l1.writes_at_once:
+            raise trio.WouldBlock
+
+    async def set_many_after_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
+        """Store in L2 the entries `set_many_nowait` stored in L1."""
+        await self.l2.set_many(entries)
+
     async def delete(self, key: str) -> None:
         """Remove *key* from both tiers.
 
@@ -159,18 +178,22 @@ class TieredCache:
             raise failures[0]
 
     async def _fill_l1(self, entries: Mapping[str, CacheEntry]) -> None:
+        copies = self._l1_copies(entries)
+        if copies:
+            await self.l1.set_many(copies)
+
+    def _l1_copies(self, entries: Mapping[str, CacheEntry]) -> dict[str, CacheEntry]:
         if self._l1_ttl <= 0:
-            return
+            return {}
 
         # An L1 copy never outlives the entry itself, nor l1_ttl.
         until = self._clock() + self._l1_ttl
-        copies = {
+        return {
             key: entry
             if entry.expires_at <= until
             else attrs.evolve(entry, expires_at=until)
             for key, entry in entries.items()
         }
-        await self.l1.set_many(copies)
 
 
 def guard(settings: CacheSettings, backend: CacheBackend, label: str) -> GuardedBackend:

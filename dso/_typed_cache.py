@@ -13,9 +13,10 @@ extension type, which the codec never writes and refuses to read.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import attrs
 import trio
@@ -30,6 +31,11 @@ from ._ttl import TtlTable
 
 
 logger = logging.getLogger("dso")
+
+WriteMany: TypeAlias = Callable[[Mapping[str, CacheEntry]], Awaitable[None]]
+
+WriteRest: TypeAlias = Callable[[], Awaitable[None]]
+"""The part of a write at once left to do by waiting."""
 
 NOT_FOUND_PAYLOAD = b"\xc7\x00\x4e"
 """What a remembered NOT_FOUND stores: an empty msgpack extension of type
@@ -172,8 +178,14 @@ class TypedCache:
         )
         self.reads_at_once = self._get_nowait is not None
         """Whether `read_nowait` may answer; when not, it always raises."""
-        self._get_after_nowait: Callable[[str], Awaitable[CacheEntry | None]] = getattr(
+        # What a tiered backend reads and writes by waiting after doing
+        # what it could at once (see `CacheView.read`, `write_nowait`).
+        get_after: Callable[[str], Awaitable[CacheEntry | None]] = getattr(
             self._store, "get_after_nowait", self._store.get
+        )
+        self._get_after_nowait = get_after
+        self._set_many_after_nowait: WriteMany | None = getattr(
+            self._store, "set_many_after_nowait", None
         )
 
     def statistics(self) -> dict[str, CacheBackendStatistics]:
@@ -405,8 +417,12 @@ class TypedCache:
 
     def write_nowait(
         self, namespace: BoundNamespace, key: str, value: object, *, partial: bool
-    ) -> None:
+    ) -> WriteRest | None:
         """Store *value* for *key* at once, as `write` does, or raise.
+
+        Returns:
+            What is left to write by waiting (a tiered backend's L2), or
+            ``None`` when the write is done.
 
         Raises:
             trio.WouldBlock: The backend cannot write without waiting;
@@ -414,7 +430,7 @@ class TypedCache:
         """
         write = self._writer_at_once()
         entries = self._entries(namespace, {key: value}, partial)
-        self._put_nowait(write, namespace, entries)
+        return self._put_nowait(write, namespace, entries)
 
     async def write_many(
         self,
@@ -438,8 +454,11 @@ class TypedCache:
 
     def write_not_found_nowait(
         self, namespace: BoundNamespace, keys: Sequence[str], seconds: float
-    ) -> None:
+    ) -> WriteRest | None:
         """Remember NOT_FOUND at once, as `write_not_found` does, or raise.
+
+        Returns:
+            What is left to write by waiting (see `write_nowait`).
 
         Raises:
             trio.WouldBlock: The backend cannot write without waiting;
@@ -447,7 +466,7 @@ class TypedCache:
         """
         write = self._writer_at_once()
         entries = self._not_found_entries(namespace, keys, seconds)
-        self._put_nowait(write, namespace, entries)
+        return self._put_nowait(write, namespace, entries)
 
     async def delete(self, namespace: BoundNamespace, key: str) -> None:
         """Remove *key*'s entry from every tier of the backend.
@@ -510,10 +529,14 @@ class TypedCache:
         write: Callable[[Mapping[str, CacheEntry]], None],
         namespace: BoundNamespace,
         entries: Mapping[str, CacheEntry],
-    ) -> None:
-        if entries:
-            write(entries)
-            self._wrote(namespace, len(entries))
+    ) -> WriteRest | None:
+        if not entries:
+            return None
+
+        write(entries)
+        self._wrote(namespace, len(entries))
+        rest = self._set_many_after_nowait
+        return None if rest is None else functools.partial(rest, entries)
 
     def _wrote(self, namespace: BoundNamespace, entries: int) -> None:
         self.counters.writes += entries

@@ -431,21 +431,78 @@ async def test_a_tiered_cache_serves_one_open_orchestrator_at_a_time() -> None:
             "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 600}}},
         }
     )
-    with pytest.raises(dso.ConfigError):
-        # An opening that fails lets the cache go as well.
-        bad = dso.Config.from_dict(
-            {"plugins": {"autoload": False}, "providers": {"q": {"type": "nobody"}}}
-        )
-        async with dso.open_orchestrator(bad, providers=[provider], cache=cache):
+    bad = dso.Config.from_dict(
+        {"plugins": {"autoload": False}, "providers": {"q": {"type": "nobody"}}}
+    )
+
+    async def open_and_close(config: dso.Config) -> None:
+        async with dso.open_orchestrator(config, providers=[provider], cache=cache):
             pass
+
+    # An opening that fails lets the cache go as well.
+    with pytest.raises(dso.ConfigError):
+        await open_and_close(bad)
 
     async with dso.open_orchestrator(config, providers=[provider], cache=cache):
         with pytest.raises(ValueError, match="'l1:memory' is in use"):
-            async with dso.open_orchestrator(config, providers=[provider], cache=cache):
-                pass
+            await open_and_close(config)
 
     async with dso.open_orchestrator(config, providers=[provider], cache=cache) as orch:
         with trio.fail_after(10):
             result = await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
 
     assert (1, False) == (result.data, result.cached)
+
+
+class AtOnceWritesOnlyMemory(MemoryCache):
+    """A memory backend whose writes by waiting fail."""
+
+    async def set_many(self, entries: Mapping[str, dso.CacheEntry]) -> None:
+        raise RuntimeError("L1 written by waiting")
+
+
+async def test_l1_is_written_before_the_callers_wake_and_l2_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The request right after a fetch is an L1 hit; L2 is still written."""
+    provider = FakeProvider("p", {"A": 1})
+    clock = FakeWallClock()
+    l1 = AtOnceWritesOnlyMemory(clock=clock, max_entries=10)
+    l2 = FakeCacheBackend(clock, name="l2")
+    cache = TieredCache(
+        guarded(l1, "l1:memory"), guarded(l2, "l2:l2"), clock=clock, l1_ttl=30
+    )
+    config = dso.Config.from_dict(
+        {
+            "plugins": {"autoload": False},
+            "namespaces": {"quotes": {"ttl": {"fresh": 600, "stale": 600}}},
+        }
+    )
+
+    async with dso.open_orchestrator(config, providers=[provider], cache=cache) as orch:
+        clock.now = orch._cache._clock()
+        with trio.fail_after(10):
+            await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            again = await orch.fetch_with_fallback("A", ["p"], namespace="quotes")
+            await trio.testing.wait_all_tasks_blocked()
+
+    l2_calls = [call[0] for call in l2.calls]
+    assert (1, True, 1) == (again.data, again.cached, len(provider.calls))
+    assert ["get", "set_many"] == l2_calls
+
+
+async def test_a_write_at_once_fills_l1_only_and_leaves_l2_for_later() -> None:
+    """set_many_nowait writes L1's copy; set_many_after_nowait writes L2."""
+    clock = FakeWallClock()
+    cache, l1, l2 = tiered(clock, l1_ttl=30)
+
+    cache.set_many_nowait({"k": entry(clock)})
+    in_l2_before = await l2.get("k")
+    await cache.set_many_after_nowait({"k": entry(clock)})
+
+    copy = attrs.evolve(entry(clock), expires_at=clock.now + 30)
+    assert (copy, None, entry(clock)) == (
+        l1.get_nowait("k"),
+        in_l2_before,
+        await l2.get("k"),
+    )
