@@ -742,27 +742,9 @@ class Orchestrator:
         revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
         # `fetch_with_fallback` past a memory cache's hit path.
-        deadline = self._deadline(timeout)
         hedge = _seconds("hedge_after", hedge_after, space.settings.hedge_after)
         names = tuple(guarded.name for guarded in chain)
         call_key = _call_key(space, key, names, hedge)
-        started = self._now()
-        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            # A backend that cannot answer at once (Redis, a tiered
-            # backend's L2): a round trip, and on a fresh hit none of the
-            # machinery below.
-            # TODO: a Redis hit still costs 20 to 30 µs above
-            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
-            # on a noisy host, against issue 5's 1.2x: the guard's cancel
-            # scope (about a third; the read's timeout, which closing also
-            # cancels), the codec's decode, and the checks, counters and
-            # frozen result that the memory hit shares.
-            # When the read at once raised WouldBlock, the backend is asked
-            # only for what that read could not answer.
-            cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
-            served = self._served_fresh("fallback", key, space, cached, started)
-            if served is not None:
-                return served
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             if hedge is None:
@@ -777,11 +759,10 @@ class Orchestrator:
             call_key,
             fetch,
             cached,
-            started,
             view=view,
             tier=tier,
             allow_stale=allow_stale,
-            deadline=deadline,
+            timeout=timeout,
             revalidate_within=revalidate_within,
         )
 
@@ -801,17 +782,8 @@ class Orchestrator:
         revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
         # `fetch_with_merge` past a memory cache's hit path.
-        deadline = self._deadline(timeout)
         names = tuple(guarded.name for guarded in chain)
         call_key = (space.name, key, "merge", names, strategy, needed)
-        started = self._now()
-        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
-            # When the read at once raised WouldBlock, the backend is asked
-            # only for what that read could not answer.
-            cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
-            served = self._served_fresh("merge", key, space, cached, started)
-            if served is not None:
-                return served
 
         async def fetch(call: SharedCall[FetchResult[Any]]) -> FetchResult[Any]:
             result = await run_all(
@@ -829,11 +801,10 @@ class Orchestrator:
             call_key,
             fetch,
             cached,
-            started,
             view=view,
             tier=tier,
             allow_stale=allow_stale,
-            deadline=deadline,
+            timeout=timeout,
             revalidate_within=revalidate_within,
         )
 
@@ -845,14 +816,33 @@ class Orchestrator:
         call_key: tuple[object, ...],
         body: RunShared[FetchResult[Any]],
         cached: CachedValue | _NotRead | None,
-        started: float,
         *,
         view: CacheView,
         tier: str | None,
         allow_stale: bool,
-        deadline: float,
+        timeout: float | _UseDefault | None,
         revalidate_within: float | _UseDefault | None,
     ) -> FetchResult[Any]:
+        # Both strategies past a memory cache's hit path: a fresh value read
+        # by waiting, else the rest (`_answer`), timed for telemetry.
+        deadline = self._deadline(timeout)
+        started = self._now()
+        if cached is _NOT_READ and not self._joins_at_once(call_key, tier):
+            # A backend that cannot answer at once (Redis, a tiered
+            # backend's L2): a round trip, and on a fresh hit none of the
+            # machinery below. When the read at once raised WouldBlock, the
+            # backend is asked only for what that read could not answer.
+            # TODO: a Redis hit still costs 20 to 30 µs above
+            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
+            # on a noisy host, against issue 5's 1.2x: the guard's cancel
+            # scope (about a third; the read's timeout, which closing also
+            # cancels), the codec's decode, and the checks, counters and
+            # frozen result that the memory hit shares.
+            cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
+            served = self._served_fresh(strategy, key, space, cached, started)
+            if served is not None:
+                return served
+
         result = await self._answer(
             key,
             space,
