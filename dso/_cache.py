@@ -74,10 +74,12 @@ class CacheBackend(Protocol):
     checkpoint, done at once. The orchestrator's cache-hit path then reads
     through the first and takes one checkpoint of its own, and a fetched
     value is written through the second before the callers waiting for it
-    wake, so that the next request finds it. ``get_nowait`` may raise
-    `trio.WouldBlock` when it cannot answer without waiting: the built-in
-    tiered backend, which is not itself in the process, offers one that
-    answers from its memory L1 and raises for what only L2 may hold. A
+    wake, so that the next request finds it. Either may raise
+    `trio.WouldBlock` when it cannot do its work without waiting (having
+    done none of it): `get` or `set_many` is then awaited instead. The
+    built-in tiered backend, which is not itself in the process, offers a
+    ``get_nowait`` that answers from its memory L1 and raises for what
+    only L2 may hold. A
     backend whose ``get_nowait`` raises so may offer
     ``async get_after_nowait(key)``, read next instead of `get`, for what
     the first could not answer: the tiered backend's reads L2 alone, so

@@ -87,15 +87,16 @@ async def run_hedged(
                 raise
 
             attempts[index] = tries
+            done.set()
             if value is not None and not winner:
                 winner.append((guarded.name, value))
+                nursery.cancel_scope.cancel()
                 # Waiters get the answer now, not when every loser has
                 # noticed its cancellation (one stuck in a thread may not
-                # for a while).
-                call.publish(_won(key, space, guarded.name, value, chain, attempts))
-                nursery.cancel_scope.cancel()
-
-            done.set()
+                # for a while), and the cache is written here, shielded,
+                # so that closing while the losers wind down keeps it.
+                won = _won(key, space, guarded.name, value, chain, attempts)
+                await _publish_and_store(won, space, False, call, cache)
 
         for index, guarded in enumerate(chain):
             if trio.current_time() >= call.deadline:
@@ -112,7 +113,7 @@ async def run_hedged(
         return await _fail(key, space, made, call, cache)
 
     name, value = winner[0]
-    return await _succeed(key, space, name, value, list(made), call, cache)
+    return _answer(key, space, name, value, made)
 
 
 def _won(
@@ -254,10 +255,8 @@ async def _publish_and_store(
     call: SharedCall[FetchResult[Any]],
     cache: TypedCache,
 ) -> None:
-    # TODO: an invalidation that lands while this write is under way is
-    # not seen, so on a slow backend the old value can still overwrite a
-    # newer one; needs a version checked at write time (issue 5's Redis
-    # backend is where it matters).
+    # An invalidation before this point supersedes the call, and nothing
+    # is written; one after it waits for the write (`TypedCache.delete`).
     if call.superseded:
         call.publish(result)
         return

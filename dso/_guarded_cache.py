@@ -227,7 +227,9 @@ class GuardedBackend:
         """Store the entries at once, or skip them when the backend fails.
 
         Raises:
-            trio.WouldBlock: The backend cannot write without waiting.
+            trio.WouldBlock: The backend cannot write without waiting: it
+                offers no ``set_many_nowait``, or says so; nothing was
+                stored.
         """
         set_many_nowait = self._set_many_nowait
         if set_many_nowait is None:
@@ -240,6 +242,9 @@ class GuardedBackend:
 
         try:
             set_many_nowait(entries)
+        except trio.WouldBlock:
+            self.breaker.release(permit)
+            raise
         except Exception:
             self._failed(permit, "write")
             return

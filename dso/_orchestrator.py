@@ -432,8 +432,10 @@ class Orchestrator:
                     await run.fetch()
 
                 # What arrived before the deadline is kept, even if the rest
-                # did not make it.
-                await run.store()
+                # did not make it, or the orchestrator is closing (as for a
+                # single fetch); the cache's timeout bounds the wait.
+                with trio.CancelScope(shield=True):
+                    await run.store()
             finally:
                 run.release()
 
@@ -1135,6 +1137,10 @@ async def open_orchestrator(
         # next orchestrator (see `GuardedBackend.allow_reads`).
         stack.callback(typed_cache.cancel_reads)
         guarded = _guard_all(config, loaded, providers, http, telemetry)
+        # The backends close after the writes under way, each bounded by
+        # the cache's timeout: a batch's store runs in its caller's task,
+        # outside the nursery below, and is shielded from closing.
+        stack.push_async_callback(_shielded, typed_cache.wait_writes)
         async with open_background_nursery() as nursery:
             orchestrator = Orchestrator(
                 config=config,
@@ -1227,6 +1233,11 @@ def _seconds(
         raise ValueError(f"{name} must be 0 or more seconds, got {value}")
 
     return float(value)
+
+
+async def _shielded(wait: Callable[[], Awaitable[None]]) -> None:
+    with trio.CancelScope(shield=True):
+        await wait()
 
 
 def _read_at_once(view: CacheView, key: str) -> CachedValue | _NotRead | None:

@@ -6,14 +6,33 @@ round trip; an L2 hit is copied into L1 for at most ``l1_ttl`` seconds,
 so that a value changed through L2 by another process shows here soon.
 Writes and deletes go to both tiers.
 
+An L2 read may be overtaken: while it is on its way, another task may write
+a newer value for the key or delete it. Copying what the read found into L1
+would then undo that for up to ``l1_ttl``. So a read copies no key that a
+write or delete is busy with, nor one that a write or delete ended with
+after the read began. A delete empties L2 before L1, so that a read which
+begins while it runs finds L1 still holding the key, or L2 without it.
+
 Each tier sits behind its own breaker and timeout (see `GuardedBackend`):
 while L2 is down, L1 goes on serving what it holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 
 import attrs
 import trio
@@ -23,6 +42,9 @@ from ._config import CacheSettings
 from ._errors import CacheError
 from ._guarded_cache import GuardedBackend
 
+
+_MAX_STAMPED = 10_000
+"""Keys stamped at most while L2 reads are out; then all are forgotten."""
 
 OpenTier = Callable[[CacheSettings, str], AbstractAsyncContextManager[CacheBackend]]
 """Opens the backend a tier's settings name; the second argument is the
@@ -61,9 +83,16 @@ class TieredCache:
         """Whether `get_nowait` may answer, from L1."""
         self.writes_at_once = l1.writes_at_once
         """Whether `set_many_nowait` may write L1 at once."""
-        # Bumped as a delete starts and ends: a read that overlapped one
-        # may hold what was deleted, and must not copy it back into L1.
-        self._deletes = 0
+        # What overtakes a read (see the module's docstring): the keys
+        # being written or deleted, and those whose write or delete ended
+        # while L2 reads were out, stamped with a count of such endings.
+        # The stamps are forgotten when no read is out, or past a bound,
+        # when reads begun before copy nothing.
+        self._busy: dict[str, int] = {}
+        self._stamp = 0
+        self._stamped: dict[str, int] = {}
+        self._forgot_at = 0
+        self._l2_reads = 0
 
     def __repr__(self) -> str:
         return f"TieredCache(l1={self.l1!r}, l2={self.l2!r}, l1_ttl={self._l1_ttl})"
@@ -94,10 +123,10 @@ class TieredCache:
         return await self._get_from_l2(key)
 
     async def _get_from_l2(self, key: str) -> CacheEntry | None:
-        deletes = self._deletes
-        entry = await self.l2.get(key)
-        if entry is not None and deletes == self._deletes:
-            await self._fill_l1({key: entry})
+        with self._reading_l2() as began:
+            entry = await self.l2.get(key)
+            if entry is not None:
+                await self._fill_l1({key: entry}, began)
 
         return entry
 
@@ -121,13 +150,12 @@ class TieredCache:
         if not missing:
             return found
 
-        deletes = self._deletes
-        from_l2 = await self.l2.get_many(missing)
-        if from_l2:
-            if deletes == self._deletes:
-                await self._fill_l1(from_l2)
-            found.update(from_l2)
+        with self._reading_l2() as began:
+            from_l2 = await self.l2.get_many(missing)
+            if from_l2:
+                await self._fill_l1(from_l2, began)
 
+        found.update(from_l2)
         return found
 
     async def set(self, key: str, entry: CacheEntry) -> None:
@@ -136,8 +164,14 @@ class TieredCache:
 
     async def set_many(self, entries: Mapping[str, CacheEntry]) -> None:
         """Store the entries in both tiers, L1 first."""
-        await self._fill_l1(entries)
-        await self.l2.set_many(entries)
+        with self._busy_with(entries):
+            copies = self._l1_copies(entries)
+            if copies and self.l1.writes_at_once:
+                self.l1.set_many_nowait(copies)
+            elif copies:
+                await self.l1.set_many(copies)
+
+            await self.l2.set_many(entries)
 
     def set_many_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
         """Store the entries in L1 at once; `set_many_after_nowait` does L2.
@@ -152,9 +186,15 @@ class TieredCache:
         elif not self.l1.writes_at_once:
             raise trio.WouldBlock
 
+        self._ended(entries)
+
     async def set_many_after_nowait(self, entries: Mapping[str, CacheEntry]) -> None:
         """Store in L2 the entries `set_many_nowait` stored in L1."""
-        await self.l2.set_many(entries)
+        # TODO: between the two halves the keys are not marked busy, since
+        # this half might never be awaited: an L2 read that begins then,
+        # after L1 evicted the new copy, may copy the old value back.
+        with self._busy_with(entries):
+            await self.l2.set_many(entries)
 
     async def delete(self, key: str) -> None:
         """Remove *key* from both tiers.
@@ -164,23 +204,90 @@ class TieredCache:
                 asked to).
         """
         failures = []
-        self._deletes += 1
-        try:
-            for tier in (self.l1, self.l2):
+        with self._busy_with((key,)):
+            for tier in (self.l2, self.l1):
                 try:
                     await tier.delete(key)
                 except CacheError as exc:
                     failures.append(exc)
-        finally:
-            self._deletes += 1
 
         if failures:
             raise failures[0]
 
-    async def _fill_l1(self, entries: Mapping[str, CacheEntry]) -> None:
-        copies = self._l1_copies(entries)
-        if copies:
-            await self.l1.set_many(copies)
+    @contextmanager
+    def _reading_l2(self) -> Iterator[int]:
+        # Around an L2 read and its copy into L1: gives the stamp it began at.
+        self._l2_reads += 1
+        try:
+            yield self._stamp
+        finally:
+            self._l2_reads -= 1
+            if not self._l2_reads:
+                self._stamped.clear()
+
+    async def _fill_l1(self, found: Mapping[str, CacheEntry], began: int) -> None:
+        # Copies into L1 what an L2 read found, unless overtaken.
+        copies = self._l1_copies(
+            {
+                key: entry
+                for key, entry in found.items()
+                if not self._overtaken(key, began)
+            }
+        )
+        if not copies:
+            return
+
+        if self.l1.writes_at_once:
+            # At once: nothing can overtake the copy between the check
+            # above and the write.
+            self.l1.set_many_nowait(copies)
+            return
+
+        filling = self._stamp
+        await self.l1.set_many(copies)
+        # Overtaken while writing: the copy may now hide a newer value or
+        # a delete, so it goes (a miss costs less than an old value).
+        for key in copies:
+            if self._overtaken(key, filling):
+                with suppress(CacheError):
+                    await self.l1.delete(key)
+
+    def _overtaken(self, key: str, since: int) -> bool:
+        return (
+            since < self._forgot_at
+            or key in self._busy
+            or self._stamped.get(key, since) > since
+        )
+
+    @contextmanager
+    def _busy_with(self, keys: Iterable[str]) -> Iterator[None]:
+        # Around a write or delete of *keys*.
+        held = list(keys)
+        busy = self._busy
+        for key in held:
+            busy[key] = busy.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            for key in held:
+                busy[key] -= 1
+                if not busy[key]:
+                    del busy[key]
+
+            self._ended(held)
+
+    def _ended(self, keys: Iterable[str]) -> None:
+        # A write or delete of *keys* has ended (see the docstring).
+        self._stamp += 1
+        if not self._l2_reads:
+            return
+
+        if len(self._stamped) >= _MAX_STAMPED:
+            self._stamped.clear()
+            self._forgot_at = self._stamp
+
+        for key in keys:
+            self._stamped[key] = self._stamp
 
     def _l1_copies(self, entries: Mapping[str, CacheEntry]) -> dict[str, CacheEntry]:
         if self._l1_ttl <= 0:

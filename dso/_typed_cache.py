@@ -27,6 +27,7 @@ from ._config import BreakerSettings
 from ._guarded_cache import CacheBackendStatistics, CacheListener, GuardedBackend
 from ._keys import escape_key_part, key_head
 from ._namespace import BoundNamespace
+from ._pending_writes import PendingWrites
 from ._ttl import TtlTable
 
 
@@ -162,6 +163,7 @@ class TypedCache:
         self._heads: dict[tuple[str, int], str] = {}
         self._freshness: dict[tuple[str, str | None, bool], float] = {}
         self._listener = listener
+        self._pending = PendingWrites()
         self._allow_reads()
         for guard in self._guards.values():
             guard.listener = listener
@@ -471,10 +473,19 @@ class TypedCache:
     async def delete(self, namespace: BoundNamespace, key: str) -> None:
         """Remove *key*'s entry from every tier of the backend.
 
+        The writes of *key* under way are waited for first, so that none
+        lands after the delete and brings the old value back.
+
         Raises:
             CacheError: The backend failed to; the entry may still be there.
         """
-        await self._store.delete(self.key_for(namespace, key))
+        backend_key = self.key_for(namespace, key)
+        await self._pending.wait_for(backend_key)
+        await self._store.delete(backend_key)
+
+    async def wait_writes(self) -> None:
+        """Wait until no write is under way (before closing the backend)."""
+        await self._pending.wait_all()
 
     def _entries(
         self, namespace: BoundNamespace, values: Mapping[str, object], partial: bool
@@ -512,7 +523,9 @@ class TypedCache:
         self, namespace: BoundNamespace, entries: Mapping[str, CacheEntry]
     ) -> None:
         if entries:
-            await self._store.set_many(entries)
+            with self._pending.writing(entries):
+                await self._store.set_many(entries)
+
             self._wrote(namespace, len(entries))
 
     def _writer_at_once(self) -> Callable[[Mapping[str, CacheEntry]], None]:
@@ -536,7 +549,19 @@ class TypedCache:
         write(entries)
         self._wrote(namespace, len(entries))
         rest = self._set_many_after_nowait
-        return None if rest is None else functools.partial(rest, entries)
+        if rest is None:
+            return None
+
+        return functools.partial(self._write_rest, rest, entries)
+
+    async def _write_rest(
+        self, rest: WriteMany, entries: Mapping[str, CacheEntry]
+    ) -> None:
+        # Marked as under way only from here: `_chain` awaits this at once,
+        # without a checkpoint between, and one never awaited must not
+        # keep a delete waiting.
+        with self._pending.writing(entries):
+            await rest(entries)
 
     def _wrote(self, namespace: BoundNamespace, entries: int) -> None:
         self.counters.writes += entries

@@ -27,8 +27,12 @@ CHROMIUM_FLAGS = [
 ]
 
 
+@pytest.fixture
 def chromium() -> str:
-    """Chromium's path; a skip where it is missing, a failure under CI."""
+    """Chromium's path; a skip where it is missing, a failure under CI.
+
+    A plain fixture: a skip raised inside a trio test loses its reason.
+    """
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
         if path is not None:
@@ -87,16 +91,14 @@ async def orchestrator() -> AsyncIterator[dso.Orchestrator]:
 
 
 async def test_dashboard_shows_breaker_state_and_hit_rate(
-    orchestrator: dso.Orchestrator,
+    orchestrator: dso.Orchestrator, chromium: str
 ) -> None:
     """Chromium renders the forced-open breaker and the 75% hit rate."""
-    browser = chromium()
-
     with trio.fail_after(120), tempfile.TemporaryDirectory() as profile:
         async with trio.open_nursery() as nursery:
             url = await nursery.start(dso.serve_ops, orchestrator, "127.0.0.1", 0)
             rendered = await trio.run_process(
-                [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"{url}/"],
+                [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"{url}/"],
                 capture_stdout=True,
                 capture_stderr=True,
             )

@@ -215,13 +215,29 @@ async def open_redis_server(
     Raises:
         RuntimeError: ``redis-server`` is not installed or did not start.
     """
-    server = RedisServer(directory, port=await _free_port(), arguments=arguments)
-    await server.start()
+    for attempt in range(_START_ATTEMPTS):
+        server = RedisServer(directory, port=await _free_port(), arguments=arguments)
+        try:
+            await server.start()
+        except RuntimeError as exc:
+            # Another program (or a port in *arguments*, chosen the same
+            # way) took the port between our probe and the server's bind.
+            if "Address already in use" not in str(exc):
+                raise
+            if attempt == _START_ATTEMPTS - 1:
+                raise
+        else:
+            break
+
     try:
         yield server
     finally:
         with trio.move_on_after(2 * STOP_TIMEOUT, shield=True):
             await server.stop()
+
+
+_START_ATTEMPTS = 3
+"""Ports tried before a server that finds its port taken gives up."""
 
 
 async def _free_port() -> int:
