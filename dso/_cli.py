@@ -515,28 +515,31 @@ def _run_plugins(args: argparse.Namespace, console: Console) -> int:
 def _plugins_table(plugins: Plugins) -> Table:
     table = Table(title="dso plugins", title_justify="left")
     # Names are what a configuration spells and distributions what pip
-    # installs: never cut them short; the other columns fold instead.
-    for column in ("kind", "name", "distribution", "version", "plugin", "about"):
-        table.add_column(
-            column, no_wrap=column in ("kind", "name", "distribution"), overflow="fold"
-        )
+    # installs: never cut short. The whole fits in 80 columns, the width a
+    # pipe or a log gets; a description, where there is one, folds on a
+    # line of its own under the name.
+    for column in ("kind", "name", "distribution", "version", "plugin"):
+        table.add_column(column, no_wrap=column != "name", overflow="fold")
 
     groups = [
         ("provider", plugins.provider_factories()),
-        ("cache backend", _cache_backends(plugins)),
+        ("cache", _cache_backends(plugins)),
         ("namespace", plugins.namespaces()),
     ]
     for kind, offered in groups:
         for name in sorted(offered):
             plugin = offered[name].plugin
             about = getattr(offered[name].item, "description", "")
+            label = Text(name)
+            if about:
+                label.append("\n" + about, style="dim")
+
             table.add_row(
                 kind,
-                Text(name),
+                label,
                 Text(plugin.distribution),
                 Text(plugin.version),
                 Text(plugin.name),
-                Text(about),
             )
 
     return table

@@ -116,13 +116,13 @@ async def test_a_request_that_matches_no_route_gets_404(
     assert expected == actual
 
 
-async def test_the_404_body_names_provider_and_path_without_query(
+async def test_the_404_body_names_what_was_asked_for_but_no_secret(
     client: httpx.AsyncClient,
 ) -> None:
-    """The 404 body says what was asked for, but never the query string."""
-    response = await client.get("/tiingo/iex/MSFT?token=secret-key")
+    """The 404 body gives provider, path and query, a token's value hidden."""
+    response = await client.get("/tiingo/iex/?tickers=msft,ibm&token=secret-key")
 
-    expected = "no recording for tiingo /iex/MSFT"
+    expected = "no recording for tiingo /iex/?tickers=msft,ibm&token=***"
     assert expected == response.text
 
 

@@ -20,12 +20,23 @@ import h11
 import trio
 
 from .._background import open_background_nursery
+from .._redaction import redact_url
 from ._faults import ANY_PROVIDER, Fault, rule_from_json
 from ._http11 import Answer, Connection, Incoming
 from ._routes import CONTROL_PROVIDER, Route, RouteTable
 
 
 _CONTROL_PATH = "/faults"
+
+
+def _shown(parsed: _Parsed) -> str:
+    # What a 404 says was asked for: the query too, which tells which
+    # recording was missed, with any secret-looking value hidden.
+    if not parsed.query:
+        return parsed.path
+
+    pairs = [(name, value) for name, values in parsed.query.items() for value in values]
+    return redact_url(f"{parsed.path}?{urllib.parse.urlencode(pairs)}")
 
 
 def _query_names(query: Mapping[str, str]) -> str:
@@ -221,7 +232,7 @@ class ReplayServer:
         route = self._routes.match(parsed.provider, method, parsed.path, parsed.query)
         if route is None:
             self._unmatched += 1
-            message = f"no recording for {parsed.provider} {parsed.path}"
+            message = f"no recording for {parsed.provider} {_shown(parsed)}"
             return Answer(404, message.encode())
 
         body = self._bodies[route.file]

@@ -274,3 +274,20 @@ async def test_token_never_appears_in_errors(
 
     expected: list[str] = []
     assert expected == [text for text in (str(error), repr(error)) if KEY in text]
+
+
+async def test_a_missing_token_names_the_variable_to_set(
+    replay: ReplayServer, http: httpx.AsyncClient
+) -> None:
+    """When the key comes from an unset environment variable, AUTH names it."""
+    settings = ProviderSettings(
+        name="tiingo",
+        base_url=replay.base_url("tiingo"),
+        api_key_env="TIINGO_API_KEY",
+    )
+    ctx = ProviderContext(http=http, settings=settings, namespace="quotes")
+
+    with pytest.raises(ProviderError) as caught:
+        await TiingoQuotes(settings).fetch("AAPL", ctx)
+
+    assert "set the environment variable TIINGO_API_KEY" in str(caught.value)

@@ -324,7 +324,15 @@ def require_api_key(ctx: ProviderContext, what: str, *, provider: str) -> str:
     """
     api_key = ctx.settings.api_key
     if not api_key:
-        raise ProviderError(ErrorCode.AUTH, f"no {what} configured", provider=provider)
+        variable = ctx.settings.api_key_env
+        how = (
+            f"set the environment variable {variable}"
+            if variable
+            else "set api_key or api_key_env in its configuration"
+        )
+        raise ProviderError(
+            ErrorCode.AUTH, f"no {what} configured ({how})", provider=provider
+        )
 
     return api_key
 
