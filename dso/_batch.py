@@ -79,6 +79,7 @@ class BatchRun:
         self._join = join
         self._joined: dict[str, FetchResult[Any]] = {}
         self._claims: dict[str, SharedCall[FetchResult[Any]]] = {}
+        self._rescues: dict[str, SharedCall[FetchResult[Any]]] = {}
 
         self._keys: list[str] = []
         self._found = CachedBatch({}, {})
@@ -143,7 +144,8 @@ class BatchRun:
             await self._cache.write_not_found(self._space, unknown, remember_for)
 
     def _superseded(self, key: str) -> bool:
-        return key in self._claims and self._claims[key].superseded
+        call = self._claims.get(key) or self._rescues.get(key)
+        return call is not None and call.superseded
 
     def _nobody_knows(self, key: str) -> bool:
         if self._is_fresh_in_cache(key) or self._superseded(key):
@@ -314,8 +316,18 @@ class BatchRun:
             # The key's claim, when the batch holds one: an invalidation
             # then marks it superseded, and the fallback's answer (a value
             # or a NOT_FOUND) is not cached over the newer state.
-            call = self._claims.get(key) or SharedCall(self._deadline)
-            result = await self._fallback(key, self._space, self._fallbacks, call)
+            claim = self._claims.get(key)
+            if claim is not None:
+                result = await self._fallback(key, self._space, self._fallbacks, claim)
+            else:
+                # A key joined to another call: the batch holds no claim,
+                # and the call is watched instead.
+                call = self._rescues[key] = SharedCall(self._deadline)
+                with self._inflight.watching(self._call_key(key), call):
+                    result = await self._fallback(
+                        key, self._space, self._fallbacks, call
+                    )
+
             for attempt in result.attempts:
                 self._count_call(attempt)
 

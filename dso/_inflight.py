@@ -160,6 +160,7 @@ class InflightCalls(Generic[T]):
         self._nursery = nursery
         self._finish_abandoned = finish_abandoned
         self._calls: dict[Hashable, SharedCall[T]] = {}
+        self._watched: dict[int, tuple[Hashable, SharedCall[T]]] = {}
         self._joins = 0
 
     def running(self, key: Hashable) -> SharedCall[T] | None:
@@ -246,16 +247,33 @@ class InflightCalls(Generic[T]):
 
         shared._fail(_Abandoned())
 
+    @contextlib.contextmanager
+    def watching(self, key: Hashable, shared: SharedCall[T]) -> Iterator[None]:
+        """Let `supersede` reach *shared*, a call for *key* nobody may join.
+
+        For a call its caller runs alone (a batch's per-key fallback), which
+        must still not cache an answer that an invalidation made old.
+        """
+        self._watched[id(shared)] = (key, shared)
+        try:
+            yield
+        finally:
+            del self._watched[id(shared)]
+
     def supersede(self, matches: Callable[[Hashable], bool]) -> int:
         """Detach the calls whose keys *matches* accepts; return how many.
 
         A detached call goes on for its waiters, but new requests start a
         fresh call, and its `SharedCall.superseded` is set so that it does
-        not cache its answer.
+        not cache its answer. Watched calls (see `watching`) are marked too.
         """
         detached = [key for key in self._calls if matches(key)]
         for key in detached:
             self._calls.pop(key).superseded = True
+
+        for key, shared in self._watched.values():
+            if matches(key):
+                shared.superseded = True
 
         return len(detached)
 

@@ -430,14 +430,15 @@ class Orchestrator:
             try:
                 with trio.move_on_at(deadline) as scope:
                     await run.fetch()
-
-                # What arrived before the deadline is kept, even if the rest
-                # did not make it, or the orchestrator is closing (as for a
-                # single fetch); the cache's timeout bounds the wait.
-                with trio.CancelScope(shield=True):
-                    await run.store()
             finally:
-                run.release()
+                # What arrived is kept, whatever stopped the rest: the
+                # deadline, the caller's cancellation, closing (as for a
+                # single fetch). The cache's timeout bounds the wait.
+                try:
+                    with trio.CancelScope(shield=True):
+                        await run.store()
+                finally:
+                    run.release()
 
         result = run.result(allow_stale, timed_out=scope.cancelled_caught)
         self._stale_served += result.summary.stale

@@ -166,9 +166,7 @@ class TieredCache:
         """Store the entries in both tiers, L1 first."""
         with self._busy_with(entries):
             copies = self._l1_copies(entries)
-            if copies and self.l1.writes_at_once:
-                self.l1.set_many_nowait(copies)
-            elif copies:
+            if copies and not self._l1_at_once(copies):
                 await self.l1.set_many(copies)
 
             await self.l2.set_many(entries)
@@ -234,23 +232,34 @@ class TieredCache:
                 if not self._overtaken(key, began)
             }
         )
-        if not copies:
+        # At once where L1 can: nothing can overtake the copy between the
+        # check above and the write.
+        if not copies or self._l1_at_once(copies):
             return
 
-        if self.l1.writes_at_once:
-            # At once: nothing can overtake the copy between the check
-            # above and the write.
+        # Shielded, so that a reader cancelled here leaves no copy that it
+        # should have undone; L1's own timeout bounds it.
+        with trio.CancelScope(shield=True):
+            filling = self._stamp
+            await self.l1.set_many(copies)
+            # Overtaken while writing: the copy may now hide a newer value
+            # or a delete, so it goes (a miss costs less than an old value).
+            for key in copies:
+                if self._overtaken(key, filling):
+                    with suppress(CacheError):
+                        await self.l1.delete(key)
+
+    def _l1_at_once(self, copies: Mapping[str, CacheEntry]) -> bool:
+        # Whether L1 took the copies at once; if not, it stored none.
+        if not self.l1.writes_at_once:
+            return False
+
+        try:
             self.l1.set_many_nowait(copies)
-            return
+        except trio.WouldBlock:
+            return False
 
-        filling = self._stamp
-        await self.l1.set_many(copies)
-        # Overtaken while writing: the copy may now hide a newer value or
-        # a delete, so it goes (a miss costs less than an old value).
-        for key in copies:
-            if self._overtaken(key, filling):
-                with suppress(CacheError):
-                    await self.l1.delete(key)
+        return True
 
     def _overtaken(self, key: str, since: int) -> bool:
         return (

@@ -69,3 +69,32 @@ async def test_a_write_that_fails_is_no_longer_waited_for() -> None:
     with trio.fail_after(1):
         await pending.wait_for("k")
         await pending.wait_all()
+
+
+async def test_a_wait_for_a_key_ignores_writes_that_begin_after_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Writes of the key begun while a delete waits do not hold it back."""
+    pending = PendingWrites()
+    ended = []
+
+    async def write(seconds: float) -> None:
+        with pending.writing(["k"]):
+            await trio.sleep(seconds)
+
+    async def wait() -> None:
+        await pending.wait_for("k")
+        ended.append(trio.current_time())
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, 5)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(wait)
+            await trio.sleep(1)
+            nursery.start_soon(write, 30)
+            await trio.testing.wait_all_tasks_blocked()
+            await pending.wait_all()
+            ended.append(trio.current_time())
+
+    assert [5, 31] == ended
