@@ -15,6 +15,7 @@ call to the others.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Generic, TypeVar
@@ -23,6 +24,9 @@ import attrs
 import trio
 
 from ._errors import OrchestratorClosed
+
+
+logger = logging.getLogger("dso")
 
 
 T = TypeVar("T")
@@ -319,6 +323,10 @@ class InflightCalls(Generic[T]):
             with shared.cancel_scope:
                 shared.publish(await run(shared))
         except Exception as exc:
+            if shared.done.is_set():
+                # Raised after the answer went out (by a cache write, say):
+                # no waiter is left to tell, so the log must.
+                logger.error("a shared call failed after answering", exc_info=exc)
             shared._fail(exc)
         finally:
             if self._calls.get(key) is shared:

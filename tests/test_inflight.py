@@ -6,6 +6,7 @@ import trio.lowlevel
 import trio.testing
 
 import dso
+from dso._inflight import SharedCall
 
 
 async def test_concurrent_callers_share_one_run(
@@ -179,3 +180,22 @@ async def test_a_caller_after_everyone_left_starts_afresh(
         second = await calls.call("key", run)
 
     assert (2, 2) == (runs, second)
+
+
+async def test_an_error_after_the_answer_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A call that fails after publishing its answer says so in the log."""
+
+    async def run(call: SharedCall[str]) -> str:
+        call.publish("value")
+        raise ConnectionError("the cache write failed")
+
+    async with trio.open_nursery() as owner:
+        calls: dso.InflightCalls[str] = dso.InflightCalls(owner)
+        with trio.fail_after(5):
+            value = await calls.call("key", run)
+            await trio.testing.wait_all_tasks_blocked()
+
+    logged = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert ("value", ["the cache write failed"]) == (value, [str(e) for e in logged])
