@@ -189,6 +189,7 @@ async def test_an_error_after_the_answer_is_logged(
 
     async def run(call: SharedCall[str]) -> str:
         call.publish("value")
+        await trio.lowlevel.checkpoint()
         raise ConnectionError("the cache write failed")
 
     async with trio.open_nursery() as owner:
