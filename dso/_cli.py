@@ -439,7 +439,8 @@ def _error_lines(result: FetchResult[Any]) -> list[str]:
             continue
 
         detail = f" ({attempt.message})" if attempt.message else ""
-        lines.append(f"{attempt.provider}: {attempt.code.name}{detail}")
+        again = f", retry {attempt.retry}" if attempt.retry else ""
+        lines.append(f"{attempt.provider}{again}: {attempt.code.name}{detail}")
 
     return lines
 

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from dso._cli import main
+import dso
+from dso._cli import _error_lines, main
 
 
 def test_bad_config_field_is_named(
@@ -53,3 +54,21 @@ def test_plugins_lists_the_tiered_backend(capsys: pytest.CaptureFixture[str]) ->
     assert 0 == status
     assert 1 == len(rows)
     assert "dso " in rows[0]
+
+
+def test_the_errors_column_marks_retries() -> None:
+    """A provider tried again shows which try each line is."""
+    down = dso.ErrorCode.UNAVAILABLE
+    attempts = tuple(
+        dso.Attempt("tiingo", down, "HTTP 503", retry=retry) for retry in range(3)
+    )
+    result: dso.FetchResult[object] = dso.FetchResult(
+        "AAPL", "quotes", attempts=attempts
+    )
+
+    expected = [
+        "tiingo: UNAVAILABLE (HTTP 503)",
+        "tiingo, retry 1: UNAVAILABLE (HTTP 503)",
+        "tiingo, retry 2: UNAVAILABLE (HTTP 503)",
+    ]
+    assert expected == _error_lines(result)
