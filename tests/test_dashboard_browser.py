@@ -39,7 +39,7 @@ def chromium() -> str:
             return path
 
     reason = "chromium is not installed (apt-get install chromium; .ci/run does)"
-    if os.environ.get("CI") == "true":
+    if os.environ.get("CI"):
         pytest.fail(reason)
 
     pytest.skip(reason)
