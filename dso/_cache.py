@@ -79,8 +79,7 @@ class CacheBackend(Protocol):
     done none of it): `get` or `set_many` is then awaited instead. The
     built-in tiered backend, which is not itself in the process, offers a
     ``get_nowait`` that answers from its memory L1 and raises for what
-    only L2 may hold. A
-    backend whose ``get_nowait`` raises so may offer
+    only L2 may hold. A backend whose ``get_nowait`` raises so may offer
     ``async get_after_nowait(key)``, read next instead of `get`, for what
     the first could not answer: the tiered backend's reads L2 alone, so
     that L1 counts the miss once. Likewise a backend whose

@@ -34,6 +34,7 @@ from ._ttl import TtlTable
 logger = logging.getLogger("dso")
 
 WriteMany: TypeAlias = Callable[[Mapping[str, CacheEntry]], Awaitable[None]]
+"""A backend's ``set_many``, or the part of it left after a write at once."""
 
 WriteRest: TypeAlias = Callable[[], Awaitable[None]]
 """The part of a write at once left to do by waiting."""
@@ -182,10 +183,10 @@ class TypedCache:
         """Whether `read_nowait` may answer; when not, it always raises."""
         # What a tiered backend reads and writes by waiting after doing
         # what it could at once (see `CacheView.read`, `write_nowait`).
-        get_after: Callable[[str], Awaitable[CacheEntry | None]] = getattr(
+        self._get_after_nowait: Callable[[str], Awaitable[CacheEntry | None]]
+        self._get_after_nowait = getattr(
             self._store, "get_after_nowait", self._store.get
         )
-        self._get_after_nowait = get_after
         self._set_many_after_nowait: WriteMany | None = getattr(
             self._store, "set_many_after_nowait", None
         )

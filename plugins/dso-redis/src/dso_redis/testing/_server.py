@@ -202,6 +202,10 @@ class RedisServer:
         return text[-_LOG_TAIL:]
 
 
+_START_ATTEMPTS = 3
+"""Ports tried before a server that finds its port taken gives up."""
+
+
 @asynccontextmanager
 async def open_redis_server(
     directory: Path, *, arguments: Sequence[str] = ()
@@ -222,9 +226,8 @@ async def open_redis_server(
         except RuntimeError as exc:
             # Another program (or a port in *arguments*, chosen the same
             # way) took the port between our probe and the server's bind.
-            if "Address already in use" not in str(exc):
-                raise
-            if attempt == _START_ATTEMPTS - 1:
+            taken = "Address already in use" in str(exc)
+            if not taken or attempt == _START_ATTEMPTS - 1:
                 raise
         else:
             break
@@ -234,10 +237,6 @@ async def open_redis_server(
     finally:
         with trio.move_on_after(2 * STOP_TIMEOUT, shield=True):
             await server.stop()
-
-
-_START_ATTEMPTS = 3
-"""Ports tried before a server that finds its port taken gives up."""
 
 
 async def _free_port() -> int:
